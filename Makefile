@@ -1,0 +1,64 @@
+# dpmia: two commands do everything.
+#   make book   sets up .venv, runs the quick grid on the real yeast data, builds the Jupyter Book
+#   make test   sets up .venv, checks style, runs the fast test suite (well under 30 min on 2 cores)
+# Re-running is a no-op for the parts that have not changed.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+PYTEST_ARGS ?=
+
+.PHONY: setup book results test test-slow lint format clean-book clean environment.yml browser-deps
+
+setup: $(STAMP)
+
+# The venv is rebuilt only when the pins change. constraints.txt freezes the transitive
+# dependencies that were tested together, so a fresh machine gets the same stack.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), \
+	  f"dpmia needs Python 3.11 (tensorflow-privacy 0.9.0 does not support {sys.version.split()[0]}); set PYTHON=/path/to/python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+results: setup
+	$(BIN)/python -m dpmia_utils run parameters/$(PROFILE).yml
+
+book: results
+	$(BIN)/python -m dpmia_utils book --profile $(PROFILE)
+
+test: setup browser-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup browser-deps
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Headless Chromium for the browser check of the rendered book (Debian's package). Installed
+# only where we may (root, apt available); elsewhere the browser test says why it skipped.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will skip"; \
+	  else echo "chromium not found and not root: the browser test will skip"; fi; \
+	fi
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+# environment.yml (conda/Binder) is generated from pyproject.toml's pins.
+environment.yml: pyproject.toml
+	$(BIN)/python tools/sync_environment.py
+
+clean-book:
+	rm -rf _build

@@ -1,0 +1,1 @@
+"""dpmia_utils: membership inference against DP genomic models."""
