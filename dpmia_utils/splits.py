@@ -80,7 +80,9 @@ def shadow_in_out_split(shadow: np.ndarray, seed: int = 0, in_fraction: float = 
     order = shadow[_rng(seed, _STREAM_SHADOW_IN_OUT).permutation(shadow.size)]
     n_in = int(round(shadow.size * in_fraction))
     if n_in == 0 or n_in == shadow.size:
-        raise ValueError(f"in_fraction={in_fraction} leaves one side empty for {shadow.size} records")
+        raise ValueError(
+            f"in_fraction={in_fraction} leaves one side empty for {shadow.size} records"
+        )
     return ShadowSplit(shadow_in=np.sort(order[:n_in]), shadow_out=np.sort(order[n_in:]))
 
 
@@ -90,7 +92,9 @@ def kfold_splits(
     """K-fold (train, test) index pairs over `indices`, stratified by `labels[indices]` if given."""
     indices = np.asarray(indices)
     if k < 2 or k > indices.size:
-        raise ValueError(f"k must be between 2 and the number of individuals ({indices.size}), got {k}")
+        raise ValueError(
+            f"k must be between 2 and the number of individuals ({indices.size}), got {k}"
+        )
     random_state = int(_rng(seed, _STREAM_FOLDS).integers(2**31 - 1))
     if labels is None:
         splitter = KFold(n_splits=k, shuffle=True, random_state=random_state)

@@ -1,0 +1,116 @@
+"""Assemble the executed notebooks of one profile into book/_generated and build the book.
+
+The book never re-trains: it renders notebooks that papermill already executed. A grid with
+missing or failed runs does not build silently: `build_book` refuses unless the caller allows
+a partial grid, and then the results notebook lists the gap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .runner import PROFILE_STAGES, RUN_STAGES
+from .store import ProfileStore, RecordError
+
+GENERATED = "book/_generated"
+
+
+class BookError(RuntimeError):
+    """The book cannot be assembled or built; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where the HTML went and what was assembled."""
+
+    html_dir: Path
+    index: Path
+    representative_run: str
+
+
+def representative_run(store: ProfileStore) -> str:
+    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present."""
+    records = []
+    for rid in store.complete_run_ids():
+        try:
+            records.append(store.load_record(rid))
+        except RecordError:
+            continue
+    if not records:
+        raise BookError(f"no complete runs in {store.root}: run `python -m dpmia_utils run` first")
+
+    def preference(record: dict) -> tuple:
+        p = record["params"]
+        return (p["dp"], p["model"] != "lasso", p["l1"] == 0, record["run_id"])
+
+    return min(records, key=preference)["run_id"]
+
+
+def missing_runs(store: ProfileStore) -> pd.DataFrame:
+    """Rows of the summary whose run is not complete (failed or never run)."""
+    if not store.summary_path.exists():
+        raise BookError(f"{store.summary_path} does not exist: the grid has not been summarised")
+    summary = pd.read_csv(store.summary_path)
+    return summary[summary["status"] != "complete"]
+
+
+def assemble(profile: str, results_root: Path | None = None, allow_partial: bool = False) -> str:
+    """Copy the profile's executed notebooks into book/_generated; return the run shown."""
+    store = ProfileStore.for_profile(profile, results_root)
+    gap = missing_runs(store)
+    if len(gap) and not allow_partial:
+        labels = ", ".join(gap["label"].astype(str).head(5))
+        raise BookError(
+            f"{len(gap)} run(s) of profile '{profile}' are missing or failed ({labels}...): "
+            "rerun `python -m dpmia_utils run` or pass --allow-partial to show the gap in the book"
+        )
+    rid = representative_run(store)
+    target = paths.REPO_ROOT / GENERATED
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for stage in PROFILE_STAGES:
+        source = store.stages_dir / f"{stage}.ipynb"
+        if not source.exists():
+            raise BookError(f"{source} is missing: the profile stage '{stage}' did not complete")
+        shutil.copy2(source, target / source.name)
+    for stage, _ in RUN_STAGES:
+        shutil.copy2(store.run_dir(rid) / f"{stage}.ipynb", target / f"{stage}.ipynb")
+    record = store.load_record(rid)
+    (target / "profile.md").write_text(
+        f"```{{note}}\nThese results come from the **{profile}** profile "
+        f"(`parameters/{profile}.yml`). The stage notebooks shown are run `{rid}` "
+        f"({record['params']['model']}, lambda={record['params']['l1']:g}, "
+        f"{'DP' if record['params']['dp'] else 'no DP'}).\n"
+        + (f"{len(gap)} run(s) of this profile are missing.\n" if len(gap) else "")
+        + "```\n"
+    )
+    return rid
+
+
+def build_book(
+    profile: str = "quick",
+    *,
+    results_root: Path | None = None,
+    strict: bool = False,
+    allow_partial: bool = False,
+) -> BuildResult:
+    """Assemble and build the HTML book; strict mode turns every Sphinx warning into an error."""
+    rid = assemble(profile, results_root, allow_partial)
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(paths.REPO_ROOT)]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise BookError(
+            "jupyter-book build failed:\n" + (completed.stdout[-4000:] + completed.stderr[-4000:])
+        )
+    html = paths.REPO_ROOT / "_build" / "html"
+    return BuildResult(html_dir=html, index=html / "index.html", representative_run=rid)
