@@ -334,3 +334,21 @@ def run_id(
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def resolve_parameters(
+    data: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
+    attack: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
+    where: str = "notebook parameters",
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Complete and validate a notebook's parameters exactly as a profile's would be."""
+    document = {
+        "data": data or {},
+        "split": split or {},
+        "attack": attack or {},
+        "groups": [{"name": "notebook", **(run or {})}],
+    }
+    profile = parse_profile(yaml.safe_dump(document), where)
+    return profile.blocks, profile.runs[0].params
