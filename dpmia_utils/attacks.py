@@ -833,7 +833,9 @@ def run_attacks(
             "total": int(sum(trainings.values()) * repeats),
         },
     }
-    aggregate = {name: aggregate_repeats([summary_metrics(s) for s in summaries[name]]) for name in names}
+    aggregate = {
+        name: aggregate_repeats([summary_metrics(s) for s in summaries[name]]) for name in names
+    }
     return {"results": results, "summaries": summaries, "aggregate": aggregate, "info": info}
 
 

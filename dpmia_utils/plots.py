@@ -222,6 +222,10 @@ def privacy_curve(
     `fits` maps (model, l1) to a curves.LogFit; one panel per model, one colour per lambda.
     """
     models = [m for m in ("lasso", "cnn") if m in set(summary["model"])]
+    finite = summary.loc[summary["dp"], epsilon_column]
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    # A panel with only no-DP baselines still needs a positive range for its log axis.
+    xlim = (finite.min() / 2, finite.max() * 2) if len(finite) else (0.5, 500.0)
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         part = summary[summary["model"] == model]
@@ -250,6 +254,7 @@ def privacy_curve(
                 )
         ax.set(
             xscale="log",
+            xlim=xlim,
             xlabel="ε (" + epsilon_column.replace("epsilon_", "") + ")",
             ylabel=ylabel,
             title=model.upper() if model == "cnn" else "Lasso",

@@ -41,4 +41,6 @@ def test_constraints_lock_agrees_with_every_direct_pin():
         line for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
     )
     for name, version in _pyproject_pins().items():
-        assert lock.get(name) == version, f"{name}: pyproject {version}, constraints {lock.get(name)}"
+        assert lock.get(name) == version, (
+            f"{name}: pyproject {version}, constraints {lock.get(name)}"
+        )
