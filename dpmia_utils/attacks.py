@@ -525,7 +525,7 @@ def lira_online_scores(
 def _progress(iterable: Iterable[Any], progress: bool, **kwargs: Any) -> Iterable[Any]:
     if not progress:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(iterable, **kwargs)
 
@@ -533,7 +533,7 @@ def _progress(iterable: Iterable[Any], progress: bool, **kwargs: Any) -> Iterabl
 def _progress_bar(total: int, progress: bool, **kwargs: Any) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, **kwargs)
 

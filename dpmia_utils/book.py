@@ -61,7 +61,12 @@ def missing_runs(store: ProfileStore) -> pd.DataFrame:
     return summary[summary["status"] != "complete"]
 
 
-def assemble(profile: str, results_root: Path | None = None, allow_partial: bool = False) -> str:
+def assemble(
+    profile: str,
+    results_root: Path | None = None,
+    allow_partial: bool = False,
+    book_root: Path = paths.REPO_ROOT,
+) -> str:
     """Copy the profile's executed notebooks into book/_generated; return the run shown."""
     store = ProfileStore.for_profile(profile, results_root)
     gap = missing_runs(store)
@@ -72,7 +77,7 @@ def assemble(profile: str, results_root: Path | None = None, allow_partial: bool
             "rerun `python -m dpmia_utils run` or pass --allow-partial to show the gap in the book"
         )
     rid = representative_run(store)
-    target = paths.REPO_ROOT / GENERATED
+    target = book_root / GENERATED
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -95,16 +100,41 @@ def assemble(profile: str, results_root: Path | None = None, allow_partial: bool
     return rid
 
 
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
+
+
+def copy_book_sources(book_root: Path) -> None:
+    """Copy the book's sources to another root, so a build there leaves _build/ here alone."""
+    book_root.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("_generated", "__pycache__", ".ipynb_checkpoints")
+    for name in BOOK_SOURCES:
+        source, target = paths.REPO_ROOT / name, book_root / name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy2(source, target)
+
+
 def build_book(
     profile: str = "quick",
     *,
     results_root: Path | None = None,
     strict: bool = False,
     allow_partial: bool = False,
+    book_root: Path | None = None,
 ) -> BuildResult:
-    """Assemble and build the HTML book; strict mode turns every Sphinx warning into an error."""
-    rid = assemble(profile, results_root, allow_partial)
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(paths.REPO_ROOT)]
+    """Assemble and build the HTML book; strict mode turns every Sphinx warning into an error.
+
+    `book_root` builds a copy of the book elsewhere (the tests do), leaving the repository's
+    own `_build/` untouched.
+    """
+    if book_root is None:
+        book_root = paths.REPO_ROOT
+    elif Path(book_root).resolve() != paths.REPO_ROOT:
+        copy_book_sources(Path(book_root))
+    rid = assemble(profile, results_root, allow_partial, Path(book_root))
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root)]
     if strict:
         command += ["-W", "-n", "--keep-going"]
     completed = subprocess.run(command, capture_output=True, text=True)
@@ -112,5 +142,5 @@ def build_book(
         raise BookError(
             "jupyter-book build failed:\n" + (completed.stdout[-4000:] + completed.stderr[-4000:])
         )
-    html = paths.REPO_ROOT / "_build" / "html"
+    html = Path(book_root) / "_build" / "html"
     return BuildResult(html_dir=html, index=html / "index.html", representative_run=rid)

@@ -374,7 +374,7 @@ def _parse_fast(
     body: np.ndarray, n_variants: int, desc: str, progress: bool
 ) -> tuple[list[bytes], np.ndarray]:
     """Vectorized parse of rows of single-digit codes (optionally negative), ``NA`` or empty."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     end = body.size
     while end > 0 and body[end - 1] == 10:

@@ -267,7 +267,7 @@ def run_grid(
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     started = time.time()
     profile = load_profile(profile_path)
@@ -309,7 +309,7 @@ def run_grid(
         "python": sys.version.split()[0],
     }
 
-    stage_ok = run_profile_stage("01_data_prep", profile, store, kernel_name, out)
+    stage_ok = run_profile_stage("01_data_prep", profile, store, kernel_name, out, checksum)
     if not stage_ok:
         report.failed["01_data_prep"] = {"stage": "01_data_prep"}
     elif todo:
@@ -345,7 +345,10 @@ def run_grid(
         from .results import write_summary
 
         write_summary(profile, store, planned)
-        if not run_profile_stage("04_curve_fitting", profile, store, kernel_name, out):
+        summary_digest = hashlib.sha256(store.summary_path.read_bytes()).hexdigest()
+        if not run_profile_stage(
+            "04_curve_fitting", profile, store, kernel_name, out, summary_digest
+        ):
             report.failed["04_curve_fitting"] = {"stage": "04_curve_fitting"}
     report.seconds = time.time() - started
     out(
@@ -362,26 +365,44 @@ def run_profile_stage(
     store: ProfileStore,
     kernel_name: str | None,
     out: Callable[[str], None] = print,
+    inputs: str = "",
 ) -> bool:
-    """Execute a once-per-profile notebook (data prep, curve fitting) into the store."""
+    """Execute a once-per-profile notebook (data prep, curve fitting) into the store.
+
+    Skipped when its executed copy exists and nothing it depends on changed: the profile's
+    shared parameters, the package and notebook code, and `inputs` (e.g. the summary table).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     store.stages_dir.mkdir(parents=True, exist_ok=True)
     final = store.stages_dir / f"{stage}.ipynb"
+    key_path = store.stages_dir / f"{stage}.key"
+    parameters = {**profile.shared_parameters(), "results_root": str(store.root)}
+    key = hashlib.sha256(
+        json.dumps([parameters, code_version((stage,)), inputs], sort_keys=True).encode()
+    ).hexdigest()
+    if final.exists() and key_path.exists() and key_path.read_text() == key:
+        try:
+            validate_executed_notebook(final)
+            return True
+        except RecordError:
+            pass
     partial = store.stages_dir / f".partial-{stage}-{os.getpid()}.ipynb"
     try:
         papermill.execute_notebook(
             str(paths.notebooks_dir() / f"{stage}.ipynb"),
             str(partial),
-            parameters={**profile.shared_parameters(), "results_root": str(store.root)},
+            parameters=parameters,
             kernel_name=kernel_name,
             progress_bar=False,
             cwd=str(store.stages_dir),
         )
         os.replace(partial, final)
+        key_path.write_text(key)
         return True
     except PapermillExecutionError as exc:
         out(f"{stage} failed at cell {exc.cell_index}: {exc.ename}: {exc.evalue}")
         os.replace(partial, store.stages_dir / f"{stage}.failed.ipynb")
+        key_path.unlink(missing_ok=True)
         return False

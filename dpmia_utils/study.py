@@ -412,7 +412,7 @@ def attack_targets(
     reference models once on random halves of the shadow half and reuses them for every
     target; the paper's shadow attack trains a new shadow model in every repeat.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .attacks import (
         AttackResult,
