@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,14 +34,67 @@ def isolated_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_grid(isolated_store):
-    """The smoke profile executed end to end through the runner (Dask, papermill) once."""
+def dask_scheduler(isolated_store):
+    """A real `dask scheduler` and a `dask worker` (2 processes) on localhost; yields the address."""
+    bin_dir = Path(sys.executable).parent
+    info = isolated_store / "scheduler.json"
+    common = ["--no-dashboard"]
+    scheduler = subprocess.Popen(
+        [
+            bin_dir / "dask",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--scheduler-file",
+            info,
+            *common,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while not info.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert info.exists(), "dask scheduler did not start within 60 s"
+    worker = subprocess.Popen(
+        [
+            bin_dir / "dask",
+            "worker",
+            "--scheduler-file",
+            info,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "0",
+            *common,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield json.loads(info.read_text())["address"]
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def smoke_grid(isolated_store, dask_scheduler):
+    """The smoke profile executed once, end to end, through the runner on a real Dask cluster."""
     from dpmia_utils.runner import run_grid
 
     report = run_grid(
         REPO / "parameters" / "smoke.yml",
         results_root=isolated_store / "results",
-        n_workers=2,
+        scheduler=dask_scheduler,
         progress=False,
     )
     return report, isolated_store / "results" / "smoke"
