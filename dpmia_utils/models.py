@@ -91,7 +91,11 @@ def _layer_seeds(seed: int, count: int) -> list[int]:
 
 
 def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
-    """Build the target model (one logit per example) with initial weights fixed by ``seed``."""
+    """Build the target model (one logit per example) with initial weights fixed by ``seed``.
+
+    :mod:`dpmia_utils.fast_engine` computes gradients of this architecture by hand: it finds
+    the layers by their names ("conv", "logit") and checks the Conv1D settings.
+    """
     if n_features < 1:
         raise ValueError("n_features must be positive")
     inputs = tf.keras.Input(shape=(n_features,), dtype=tf.float32, name="genotypes")

@@ -169,8 +169,9 @@ def test_poisson_dp_steps_divide_by_the_expected_batch_size():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("engine", ["fast", "reference"])
 @pytest.mark.parametrize("sampling", ["shuffle", "poisson"])
-def test_noise_std_per_coordinate_is_clip_times_sigma_over_batch_size(sampling):
+def test_noise_std_per_coordinate_is_clip_times_sigma_over_batch_size(sampling, engine):
     # Zero genotypes: the data gradient of every kernel weight is 0, so one epoch moves the
     # kernel by -lr * (sum of the epoch's noise vectors) / batch_size exactly.
     n, p, batch = 64, 3000, 16
@@ -184,6 +185,7 @@ def test_noise_std_per_coordinate_is_clip_times_sigma_over_batch_size(sampling):
         l2_clip=0.7,
         noise_multiplier=1.3,
         sampling=sampling,
+        engine=engine,
     )
     initial = train_model(X, y, LASSO, dataclasses.replace(config, epochs=0)).model
     result = train_model(X, y, LASSO, config)
