@@ -9,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: setup book results test test-slow lint format clean-book clean environment.yml browser-deps
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 results: setup
-	$(BIN)/python -m dpmia_utils run parameters/$(PROFILE).yml
+	$(BIN)/python -m dpmia_utils run parameters/$(PROFILE).yml --workers $(WORKERS)
 
 book: results
 	$(BIN)/python -m dpmia_utils book --profile $(PROFILE)
