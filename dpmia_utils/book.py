@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .runner import PROFILE_STAGES, RUN_STAGES
+from .runner import PROFILE_STAGES, RUN_STAGES, load_complete_record
 from .store import ProfileStore, RecordError
 
 GENERATED = "book/_generated"
@@ -36,11 +36,20 @@ class BuildResult:
 
 
 def representative_run(store: ProfileStore) -> str:
-    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present."""
+    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present.
+
+    Only runs of the current summary count: the store may still hold runs that an earlier
+    code version or data file produced.
+    """
+    candidates = list(store.complete_run_ids())
+    if store.summary_path.exists():
+        summary = pd.read_csv(store.summary_path)
+        current = set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
+        candidates = [rid for rid in candidates if rid in current]
     records = []
-    for rid in store.complete_run_ids():
+    for rid in candidates:
         try:
-            records.append(store.load_record(rid))
+            records.append(load_complete_record(store, rid))
         except RecordError:
             continue
     if not records:
@@ -54,11 +63,29 @@ def representative_run(store: ProfileStore) -> str:
 
 
 def missing_runs(store: ProfileStore) -> pd.DataFrame:
-    """Rows of the summary whose run is not complete (failed or never run)."""
+    """Rows of the summary whose run is not complete (failed, never run, or no longer valid).
+
+    A run the summary calls complete is checked again: its folder may have been damaged
+    since the summary was written, and the book must not present it.
+    """
     if not store.summary_path.exists():
         raise BookError(f"{store.summary_path} does not exist: the grid has not been summarised")
     summary = pd.read_csv(store.summary_path)
+    complete = summary["status"] == "complete"
+    for index in summary.index[complete]:
+        try:
+            load_complete_record(store, str(summary.at[index, "run_id"]))
+        except RecordError:
+            summary.at[index, "status"] = "invalid"
     return summary[summary["status"] != "complete"]
+
+
+def _gap_markdown(gap: pd.DataFrame) -> str:
+    """A markdown table of the runs missing from the book's results."""
+    lines = ["| run | configuration | status |", "| --- | --- | --- |"]
+    for _, row in gap.iterrows():
+        lines.append(f"| `{row['run_id']}` | {row.get('label', '')} | {row['status']} |")
+    return "\n".join(lines) + "\n"
 
 
 def assemble(
@@ -94,8 +121,14 @@ def assemble(
         f"(`parameters/{profile}.yml`). The stage notebooks shown are run `{rid}` "
         f"({record['params']['model']}, lambda={record['params']['l1']:g}, "
         f"{'DP' if record['params']['dp'] else 'no DP'}).\n"
-        + (f"{len(gap)} run(s) of this profile are missing.\n" if len(gap) else "")
+        + (f"{len(gap)} run(s) of this profile are missing or failed.\n" if len(gap) else "")
         + "```\n"
+        + (
+            "\n**Runs missing from these results** (the figures and tables omit them):\n\n"
+            + _gap_markdown(gap)
+            if len(gap)
+            else ""
+        )
     )
     return rid
 

@@ -70,17 +70,24 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_table(store: ProfileStore, planned: list | None = None) -> pd.DataFrame:
-    """Rows for every planned run (or every complete run when no plan is given)."""
+    """Rows for every planned run (or every complete run when no plan is given).
+
+    With a plan (`runner.plan_runs`, which decides what counts as complete), only runs it
+    calls complete give a row of results; without one, any record that validates does. Every
+    other run is a "failed" (recorded failure) or "missing" row: a gap, never numbers.
+    """
     rows = []
     if planned is None:
-        ids = [(rid, None, None) for rid in store.complete_run_ids()]
+        ids = [(rid, None, None, True) for rid in store.complete_run_ids()]
     else:
-        ids = [(p.run_id, p.spec, p.spec.label) for p in planned]
-    for rid, spec, label in ids:
+        ids = [(p.run_id, p.spec, p.spec.label, p.status == "complete") for p in planned]
+    for rid, spec, label, complete in ids:
         try:
+            if not complete:
+                raise RecordError(f"{rid}: not complete")
             row = flatten_record(store.load_record(rid))
             row["status"] = "complete"
-        except RecordError:
+        except (RecordError, KeyError, TypeError, ValueError):
             row = {"run_id": rid, "group": spec.group if spec else None}
             if spec is not None:
                 row.update({key: spec.params.get(key) for key in PARAM_COLUMNS})
