@@ -56,6 +56,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the dpmia command line."""
     parser = argparse.ArgumentParser(prog="python -m dpmia_utils", description=__doc__)
@@ -66,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo complete runs too")
     run.add_argument("--dry-run", action="store_true", help="list runs and estimated time only")
     run.add_argument("--scheduler", help="an existing Dask scheduler, e.g. tcp://host:8786")
-    run.add_argument("--workers", type=int, default=1, help="local Dask workers (default 1)")
+    run.add_argument(
+        "--workers", type=_positive_int, default=1, help="local Dask workers (default 1)"
+    )
     run.add_argument("--results", type=Path, help="results root (default: results/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)

@@ -459,7 +459,7 @@ def _run_tasks(
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never collide with 8787
                 memory_limit=0,
             )
         client = Client(cluster)
