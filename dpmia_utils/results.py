@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .store import ProfileStore, RecordError, atomic_write_text
@@ -114,5 +113,5 @@ def read_summary(store: ProfileStore) -> pd.DataFrame:
         table["dp"] = table["dp"].astype(str).str.lower().isin(["true", "1"])
     for column in ACCOUNTANT_COLUMNS.values():
         if column in table:
-            table[column] = pd.to_numeric(table[column], errors="coerce").replace(np.nan, np.nan)
+            table[column] = pd.to_numeric(table[column], errors="coerce")
     return table
