@@ -883,7 +883,9 @@ def nearest_neighbour_distance(
     Distance = squared Euclidean / (4 p): for +-1 genotypes the fraction of differing variants
     (normalised Hamming distance).
     """
-    X = np.asarray(X, dtype=np.float32)
+    # Contiguous: a strided view (e.g. every 10th variant) sends matmul down numpy's non-BLAS
+    # loop, measured 50x slower on the real data (37.7 s against 0.74 s).
+    X = np.ascontiguousarray(X, dtype=np.float32)
     rows = np.asarray(rows, dtype=np.int64)
     n, p = X.shape
     if not 1 <= n_neighbors < n:

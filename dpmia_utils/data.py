@@ -933,6 +933,9 @@ class PreparedTrait:
     trait: str
     ploidy: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    # features() per dtype, built once: the float32 matrix is 483 MB on the real data and the
+    # stage notebooks ask for it several times.
+    _features: dict[Any, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -945,12 +948,19 @@ class PreparedTrait:
         return int(self.genotypes.shape[1])
 
     def features(self, dtype: Any = np.float32) -> np.ndarray:
-        """Model input: ``2*count - 1`` for haploids (the file's ±1), ``count - 1`` for dosages."""
-        out = self.genotypes.astype(dtype)
-        if self.ploidy == 1:
-            out *= 2
-        out -= 1
-        return out
+        """Model input: ``2*count - 1`` for haploids (the file's ±1), ``count - 1`` for dosages.
+
+        Built once per dtype and returned read-only (copy it to modify).
+        """
+        key = np.dtype(dtype)
+        if key not in self._features:
+            out = self.genotypes.astype(key)
+            if self.ploidy == 1:
+                out *= 2
+            out -= 1
+            out.flags.writeable = False
+            self._features[key] = out
+        return self._features[key]
 
 
 _BINARIZE_RULES = ("mean", "median", "threshold")
