@@ -7,6 +7,7 @@ a partial grid, and then the results notebook lists the gap.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,22 @@ def _gap_markdown(gap: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Tags that Jupyter Book reads: the notebook's default parameters mean nothing to a reader
+#: (papermill overrode them), while the injected values are the run's provenance, one click away.
+BOOK_CELL_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-input"}
+
+
+def copy_for_book(source: Path, destination: Path) -> None:
+    """Copy an executed notebook, tagging its parameter cells for display (outputs untouched)."""
+    notebook = json.loads(source.read_text(encoding="utf-8"))
+    for cell in notebook.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        for tag, display in BOOK_CELL_TAGS.items():
+            if tag in tags and display not in tags:
+                tags.append(display)
+    destination.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
 def assemble(
     profile: str,
     results_root: Path | None = None,
@@ -112,9 +129,9 @@ def assemble(
         source = store.stages_dir / f"{stage}.ipynb"
         if not source.exists():
             raise BookError(f"{source} is missing: the profile stage '{stage}' did not complete")
-        shutil.copy2(source, target / source.name)
+        copy_for_book(source, target / source.name)
     for stage, _ in RUN_STAGES:
-        shutil.copy2(store.run_dir(rid) / f"{stage}.ipynb", target / f"{stage}.ipynb")
+        copy_for_book(store.run_dir(rid) / f"{stage}.ipynb", target / f"{stage}.ipynb")
     record = store.load_record(rid)
     (target / "profile.md").write_text(
         f"```{{note}}\nThese results come from the **{profile}** profile "

@@ -53,6 +53,9 @@ _LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
 #: Chromium's console text for a failed network request; those are reported as resources.
 _FAILED_RESOURCE_PREFIX = "Failed to load resource"
 
+#: Tallest screenshot taken, in CSS pixels (below Chromium's 16,384 px texture limit).
+MAX_SCREENSHOT_HEIGHT = 16_000
+
 _PAGE_TIMEOUT_MS = 30_000
 _MAX_CLIENT_REDIRECTS = 3
 _SETTLE_TIMEOUT_MS = 5_000
@@ -167,11 +170,19 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # The browser closes connections it no longer needs (a page navigated away while an
+        # image streamed): a broken pipe here is not a site problem, so no traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve_directory(directory: Path) -> Iterator[str]:
     """Serve a folder over HTTP on 127.0.0.1 at a free port; yields the base URL ending in '/'."""
     handler = partial(_QuietHandler, directory=str(directory))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
     thread.start()
     try:
@@ -276,7 +287,15 @@ def _check_one_page(
             if not (img["complete"] and img["naturalWidth"] > 0)
         ]
         shot_path = shot_dir / _screenshot_name(page_name)
-        tab.screenshot(path=str(shot_path), full_page=True)
+        # Chromium renders a full-page capture taller than its texture limit (16,384 px)
+        # garbled, shifted sideways; long result pages are captured down to that height.
+        height = int(tab.evaluate("document.documentElement.scrollHeight"))
+        if height <= MAX_SCREENSHOT_HEIGHT:
+            tab.screenshot(path=str(shot_path), full_page=True)
+        else:
+            width = int(tab.evaluate("document.documentElement.clientWidth"))
+            clip = {"x": 0, "y": 0, "width": width, "height": MAX_SCREENSHOT_HEIGHT}
+            tab.screenshot(path=str(shot_path), full_page=True, clip=clip)
         report.screenshot = shot_path
     except PlaywrightError as error:
         report.page_errors.append(f"browser could not check the page: {error.message}")

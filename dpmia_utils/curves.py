@@ -15,6 +15,7 @@ of the observed points, whose bootstrap interval reflects the data rather than t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,16 +74,23 @@ def fit_log_curve(epsilon: np.ndarray, accuracy: np.ndarray) -> LogFit:
         raise ValueError(
             f"need at least 3 points at 2 or more distinct finite epsilons, got {epsilon.size}"
         )
-    result = sm.OLS(accuracy, sm.add_constant(np.log(epsilon))).fit()
-    ci = result.conf_int(alpha=0.05)
+    # A flat response (an attack at exactly 0.5 at every epsilon) is a valid fit: slope 0,
+    # zero residuals. R^2 and the slope's p-value are then 0/0: NaN, without a warning.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = sm.OLS(accuracy, sm.add_constant(np.log(epsilon))).fit()
+        ci = result.conf_int(alpha=0.05)
+        flat = np.ptp(accuracy) == 0
+        r_squared = float("nan") if flat else float(result.rsquared)
+        p_values = np.full(2, np.nan) if flat else result.pvalues
     return LogFit(
         intercept=float(result.params[0]),
         slope=float(result.params[1]),
         intercept_ci=(float(ci[0][0]), float(ci[0][1])),
         slope_ci=(float(ci[1][0]), float(ci[1][1])),
-        r_squared=float(result.rsquared),
+        r_squared=r_squared,
         n=int(epsilon.size),
-        slope_p_value=float(result.pvalues[1]),
+        slope_p_value=float(p_values[1]),
         epsilon_range=(float(epsilon.min()), float(epsilon.max())),
         _result=result,
     )

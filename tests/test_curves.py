@@ -79,3 +79,17 @@ def test_fit_curves_groups_by_model_and_lambda():
     table = fit_curves(pd.DataFrame(rows), ("acc",), n_bootstrap=20)
     slopes = dict(zip(table["model"], table["b"], strict=True))
     assert slopes["lasso"] == pytest.approx(0.02) and slopes["cnn"] == pytest.approx(0.04)
+
+
+def test_flat_response_fits_without_warnings():
+    """An attack at exactly chance at every epsilon: slope 0, R^2 and p undefined, no warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_log_curve(np.array([1.0, 10.0, 100.0, 1.0]), np.full(4, 0.5))
+        band = fit.predict(np.array([1.0, 100.0]))
+    assert fit.slope == pytest.approx(0.0, abs=1e-12)
+    assert fit.intercept == pytest.approx(0.5)
+    assert np.isnan(fit.r_squared)
+    assert np.allclose(band["fit"], 0.5)
