@@ -65,6 +65,9 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
             row[f"{name}_{metric}_std"] = _number(stats.get("std"))
     row["seconds"] = _number(record["provenance"].get("seconds"))
     row["seconds_per_epoch"] = _number(target.get("seconds_per_epoch"))
+    # The larger of the two stage kernels' peaks (records from before it was kept: NaN).
+    peaks = [target.get("peak_rss_mb"), attack.get("info", {}).get("peak_rss_mb")]
+    row["peak_rss_mb"] = max((_number(v) for v in peaks if v is not None), default=math.nan)
     return row
 
 

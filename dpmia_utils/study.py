@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +258,14 @@ def fold_train_size(splits: StudySplits) -> int:
     return int(min(train.size for train, _ in splits.folds))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (TensorFlow's memory included)."""
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
+
+
 def target_record(cv: Any, plan: TrainingPlan, dataset: PreparedTrait, splits: StudySplits) -> dict:
     """The target stage's results record (what target.json holds)."""
     epoch_seconds = [s for result in cv.train_results for s in result.epoch_seconds]
@@ -286,6 +295,7 @@ def target_record(cv: Any, plan: TrainingPlan, dataset: PreparedTrait, splits: S
         "seconds": float(sum(cv.seconds)),
         "seconds_per_epoch": float(np.median(epoch_seconds)) if epoch_seconds else None,
         "train_cells": int(n_train * dataset.n_variants),
+        "peak_rss_mb": peak_rss_mb(),
         "splits": splits.describe(),
         "dataset": {
             "trait": dataset.trait,
@@ -382,7 +392,7 @@ class AttackOutcome:
                 name: {"metrics": self.aggregate[name], "repeats": self.summaries[name]}
                 for name in self.results
             },
-            "info": self.info,
+            "info": {**self.info, "peak_rss_mb": peak_rss_mb()},
         }
 
 

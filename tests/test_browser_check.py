@@ -21,6 +21,7 @@ PAGES = [
     "clean.html",
     "sub/nested.html",
     "redirect.html",
+    "tall.html",
 ]
 EXTERNAL_FONT = "https://fonts.example.invalid/inter.css"
 
@@ -76,6 +77,12 @@ def _build_site(root: Path) -> None:
         "sub/nested.html": _html("<a href='../clean.html'>relative link up</a>"),
         # Jupyter Book's index.html is exactly this: a meta refresh to the root page.
         "redirect.html": _html("", head="<meta http-equiv='refresh' content='0; url=clean.html'>"),
+        # Taller than Chromium's texture limit, like the results page: a red left margin
+        # shows whether the capture is shifted sideways.
+        "tall.html": _html(
+            "<div style='height:40000px; border-left:40px solid #ff0000'>tall</div>",
+            head="<style>body{margin:0}</style>",
+        ),
     }
     for name, text in pages.items():
         (root / name).write_text(text, encoding="utf-8")
@@ -153,7 +160,7 @@ def test_internal_links_are_fetched_once_each_without_fragments(checked):
 def test_every_page_gets_a_full_page_screenshot(checked):
     report, shots = checked
     expected = {"index.png", "broken_image.png", "broken_link.png", "console_error.png"}
-    expected |= {"page_error.png", "clean.png", "sub__nested.png", "redirect.png"}
+    expected |= {"page_error.png", "clean.png", "sub__nested.png", "redirect.png", "tall.png"}
     assert {path.name for path in shots.iterdir()} == expected
     for page in report.pages:
         data = page.screenshot.read_bytes()
@@ -171,3 +178,17 @@ def test_a_missing_page_is_a_problem(tmp_path):
     (tmp_path / "site").mkdir()
     report = check_site(tmp_path / "site", ["absent.html"], tmp_path / "shots", chromium=chromium)
     assert report.problems() == {"absent.html": ["page did not load (HTTP 404)"]}
+
+
+def test_a_page_taller_than_chromiums_limit_is_captured_down_to_it_unshifted(checked):
+    from PIL import Image
+
+    from dpmia_utils.browser_check import MAX_SCREENSHOT_HEIGHT
+
+    report, _ = checked
+    with Image.open(report.page("tall.html").screenshot) as image:
+        assert image.size == (1280, MAX_SCREENSHOT_HEIGHT)
+        rgb = image.convert("RGB")
+        for y in (100, MAX_SCREENSHOT_HEIGHT // 2, MAX_SCREENSHOT_HEIGHT - 100):
+            assert rgb.getpixel((20, y)) == (255, 0, 0)  # the red margin, where it belongs
+            assert rgb.getpixel((200, y)) == (255, 255, 255)

@@ -78,6 +78,10 @@ def test_book_builds_strictly_from_smoke_results(smoke_book):
     assert (smoke_book.html_dir / "book" / "_generated" / "04_curve_fitting.html").exists()
     # Every results page says which profile produced it.
     assert "smoke" in (smoke_book.html_dir / "book" / "results.html").read_text()
+    # The notebooks' default parameters are removed; the values papermill injected stay.
+    curves = (smoke_book.html_dir / "book" / "_generated" / "04_curve_fitting.html").read_text()
+    assert "papermill injects" not in curves
+    assert "results_root" in curves
 
 
 @pytest.mark.browser
