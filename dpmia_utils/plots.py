@@ -216,10 +216,14 @@ def privacy_curve(
     ylabel: str,
     epsilon_column: str = "epsilon_rdp",
     profile: str | None = None,
+    chance: float | None = None,
+    chance_label: str = "chance",
 ) -> plt.Figure:
     """The paper's Figure 2 layout: metric vs epsilon, points, log fits, 95% bands, no-DP lines.
 
     `fits` maps (model, l1) to a curves.LogFit; one panel per model, one colour per lambda.
+    `chance` draws the score of a model that learned nothing (e.g. the majority-class rate for
+    accuracy) as a grey dashed line, so a flat curve at that level reads as "no signal".
     """
     models = [m for m in ("lasso", "cnn") if m in set(summary["model"])]
     finite = summary.loc[summary["dp"], epsilon_column]
@@ -252,6 +256,8 @@ def privacy_curve(
                 ax.axhline(
                     float(baseline.mean()), color=colour, ls=":", lw=1.5, label=f"λ={l1:g}, no DP"
                 )
+        if chance is not None:
+            ax.axhline(chance, color="0.45", ls="--", lw=1, label=chance_label)
         ax.set(
             xscale="log",
             xlim=xlim,
