@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import paths
+from .memory import peak_rss_bytes
 
 BATCH_SIZE = 16
 LEARNING_RATE = 0.01
@@ -235,21 +236,8 @@ def _probe(args: argparse.Namespace) -> int:
     X_t, y_t = tf.constant(X), tf.constant(y)
     if name != "data":
         make_trainer(label, name, X, y, X_t, y_t).run_epoch(0)
-    print(peak_rss_of_this_process())
+    print(peak_rss_bytes())
     return 0
-
-
-def peak_rss_of_this_process() -> int:
-    """VmHWM (bytes): the peak RSS of this process's own address space.
-
-    Unlike ``ru_maxrss``, which Linux carries over from the parent across fork + exec (so a
-    child of a big process reports at least the parent's size), VmHWM starts afresh at exec.
-    """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def probe_all(results: list[Timed], args: argparse.Namespace) -> int:

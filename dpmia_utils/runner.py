@@ -475,7 +475,7 @@ def _run_tasks(
         os.environ.setdefault("DPMIA_TF_THREADS", cores)
         os.environ.setdefault(CNN_THREADS_ENV_VAR, os.environ["DPMIA_TF_THREADS"])
         # Except the Lasso: its small ops lose to thread hand-offs (DP Lasso runs took 79-85 s
-        # with 2 threads against 61-72 s with one, two workers side by side).
+        # with 2 threads against 62-78 s with one, two workers side by side).
         os.environ.setdefault(LASSO_THREADS_ENV_VAR, "1")
         # One run per worker at a time (no prefetched second run): a worker that dies then
         # takes only its own run with it, not an innocent queued one.
@@ -591,10 +591,10 @@ def run_grid(
     todo = [p for p in planned if p.status != "complete"]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
-    if dry_run:
-        from .estimate import cost_table, estimate_run_seconds
+    from .estimate import cost_table, estimate_run_seconds
 
-        costs = cost_table(store)
+    costs = cost_table(store)
+    if dry_run:
         total = 0.0
         out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
         for p in planned:
@@ -610,9 +610,6 @@ def run_grid(
 
     # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
     # instead of leaving one worker idle behind a late long run.
-    from .estimate import cost_table, estimate_run_seconds
-
-    costs = cost_table(store)
     todo.sort(key=lambda p: -estimate_run_seconds(p.spec.params, profile.blocks, costs))
     store.runs_dir.mkdir(parents=True, exist_ok=True)
     store.clean_stale_partials()

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from . import paths
 from .accounting import calibrate_noise, describe_accounting, epsilons_all
 from .data import PreparedTrait, load_trait, locate_raw_data, raw_file_checksum
+from .memory import peak_rss_mb
 from .splits import kfold_splits, target_shadow_split
 from .store import atomic_write_json
 
@@ -256,14 +256,6 @@ def plan_training(run: dict[str, Any], n_train: int) -> TrainingPlan:
 def fold_train_size(splits: StudySplits) -> int:
     """The training-set size the accountant uses: the smallest CV training fold (worst case)."""
     return int(min(train.size for train, _ in splits.folds))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (TensorFlow's memory included)."""
-    import resource
-
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB on Linux
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1)
 
 
 def target_record(cv: Any, plan: TrainingPlan, dataset: PreparedTrait, splits: StudySplits) -> dict:
