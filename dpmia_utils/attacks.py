@@ -2,7 +2,9 @@
 
 Every attack scores a balanced evaluation set of members (the target's training records) and
 non-members (records the target never saw, no individual on both sides) with a membership
-score, higher meaning "more likely a member", and returns an :class:`AttackResult`.
+score, higher meaning "more likely a member", and returns an :class:`AttackResult`. Hard
+predictions (the paper's accuracy) come from a rule fixed without the evaluation labels, never
+from a threshold chosen on them (:func:`dpmia_utils.metrics.summarize_attack`).
 
 Model access. Attacks query models through a *logits function* ``X -> logits`` of shape (n,),
 one logit per example as :mod:`dpmia_utils.models` builds them. :func:`as_logits_fn` turns a
@@ -15,12 +17,16 @@ accepts), so the attacks work with any trainer: :func:`keras_train_fn` wraps
 Attacks (Chen, Wang, Shi 2021, section 4.4; Yeom et al. 2018; Carlini et al. 2022):
 
 * ``shadow``: one shadow model trained like the target (white box: same architecture and
-  hyperparameters, DP included) on 80% of the adversary's shadow data; a random forest
-  (10 trees, depth 2) learns in/out from the shadow model's [1 - p, p, y] on its 'in' and 'out'
-  records and is applied to the target's outputs. Gives hard predictions (the paper's accuracy).
-* ``loss``: score = -(binary cross-entropy of the true label); no shadow model.
+  hyperparameters, DP included) on half of the adversary's shadow data, the other half 'out'
+  (the ``mia`` library's ``ShadowModelBundle`` the authors used); a random forest (10 trees,
+  depth 2) learns in/out from the shadow model's [1 - p, p, y] on its 'in' and 'out' records
+  and is applied to the target's outputs. Hard predictions: the forest's own.
+* ``loss``: score = -(binary cross-entropy of the true label); no shadow model. Hard
+  predictions (Yeom et al.): member iff loss < the target's mean training loss.
 * ``lira``: the likelihood-ratio attack with K reference models, offline (references never
-  saw a candidate) or online (each candidate is in half of them).
+  saw a candidate) or online (each candidate is in half of them). Hard predictions
+  (:func:`lira_predictions`): offline, the one-sided test against the OUT Gaussian rejects at
+  a level fixed in advance (default 1/2); online, likelihood ratio > 1.
 
 Black box (:func:`run_attacks` with ``black_box=True``): the adversary does not know the
 target's hyperparameters, so shadow/reference models come from a default recipe
@@ -232,7 +238,7 @@ class AttackResult:
                 raise ValueError("predictions must have one entry per evaluated individual")
 
     def summary(self, **metrics_kwargs: Any) -> dict[str, Any]:
-        """metrics.summarize_attack on this result (hard predictions used for accuracy if any)."""
+        """metrics.summarize_attack on this result (accuracy only from its hard predictions)."""
         return metrics.summarize_attack(
             self.scores, self.is_member, predictions=self.predictions, **metrics_kwargs
         )
@@ -293,20 +299,31 @@ def shadow_model_attack(
     y_shadow: np.ndarray,
     *,
     train_fn: TrainFn,
-    in_fraction: float = 0.8,
+    in_fraction: float = 0.5,
     seed: int = 0,
     balance_shadow: bool = False,
     eval_indices: np.ndarray | None = None,
 ) -> AttackResult:
     """The paper's attack: one shadow model, a random forest on [1 - p, p, y] (section 4.4).
 
-    The shadow data is split ``in_fraction`` 'in' (trains the shadow model with ``train_fn``,
-    the target's recipe in the white-box setting) / the rest 'out'. The attack forest is
-    trained on the shadow model's features of both sets, labelled in = 1 / out = 0. These are
-    imbalanced (80/20), which biases the forest towards "in"; the paper trained on them as is
-    and so do we by default. ``balance_shadow=True`` downsamples 'in' without replacement to the
-    size of 'out' first. The forest then labels the target's features on the evaluation set:
-    hard predictions give the paper's accuracy, ``predict_proba[:, 1]`` the ROC scores.
+    The shadow data is split at random, without overlap, ``in_fraction`` 'in' (trains the
+    shadow model with ``train_fn``, the target's recipe in the white-box setting) / the rest
+    'out'. The attack forest is trained on the shadow model's features of both sets, labelled
+    in = 1 / out = 0, then labels the target's features on the evaluation set: its hard
+    predictions give the paper's accuracy, ``predict_proba[:, 1]`` the ROC scores.
+
+    The default ``in_fraction=0.5`` is what the authors' code ran: ``mia``'s
+    ``ShadowModelBundle(shadow_dataset_size=len(shadow) // 2, num_models=1)`` draws
+    ``2 * shadow_dataset_size`` distinct records (``choice(..., replace=False)``), trains the
+    shadow model on the first half and uses the second as 'out', so the forest learns from
+    50% in / 50% out. The 80/20 split of the paper's text made every depth-2 leaf say "in"
+    on weak signals (a constant guess: accuracy exactly 0.500 on a balanced evaluation set).
+    ``balance_shadow=True`` downsamples 'in' without replacement to the size of 'out' first
+    (a no-op at 0.5). Where we differ from the authors' run: the shadow data is what the
+    caller passes (the authors first set 20% of the shadow half aside as evaluation
+    non-members), an odd count uses every record where ``mia`` leaves one unused, the forest
+    sees [1 - p, p, y] where the one-unit sigmoid's Keras ``predict_proba`` gave ``mia`` [p, y],
+    and seeds are derived from ``seed`` (``mia`` fixed 42; the authors' forest was unseeded).
     """
     logits_fn = as_logits_fn(target_model_predict)
     X_eval, X_shadow = np.asarray(X_eval), np.asarray(X_shadow)
@@ -344,6 +361,11 @@ def shadow_model_attack(
         "attack_train_in_size": int(attack_in.size),
         "balance_shadow": bool(balance_shadow),
         "in_fraction": float(in_fraction),
+        "shadow_split": (
+            "random disjoint in/out halves, as mia's ShadowModelBundle (authors' code)"
+            if math.isclose(in_fraction, 0.5)
+            else f"random disjoint split, {in_fraction:g} in / {1 - in_fraction:g} out"
+        ),
         "forest": dict(ATTACK_FOREST_PARAMS, random_state=int(seed)),
         "features": "[1 - p, p, y] (label as one 0/1 column)",
         "shadow_train_accuracy": _accuracy(shadow_logits_in, y_shadow[shadow_in]),
@@ -391,9 +413,9 @@ def loss_attack(
 
     With ``train_loss`` (the target's average training loss, which Yeom's adversary knows) the
     hard prediction is "member iff loss < train_loss": a threshold fixed before seeing the
-    evaluation set, so the accuracy is fair. Without it there are no predictions and
-    ``summary()`` reports the best-threshold accuracy, chosen on the evaluation set itself and
-    hence optimistic (marked ``source="best_threshold"``).
+    evaluation set, so the accuracy is fair. Without it there are no predictions:
+    ``summary()`` then reports accuracy, balanced accuracy and advantage as None and the
+    best-threshold numbers only under their optimistic ``best_threshold_*`` keys.
     """
     X_eval = np.asarray(X_eval)
     scores = true_label_log_likelihood(as_logits_fn(target_model_predict)(X_eval), y_eval)
@@ -402,7 +424,7 @@ def loss_attack(
         "attack": "loss",
         "n_model_trainings": 0,
         "threshold_rule": (
-            "best threshold on the evaluation set (optimistic)"
+            "none (no training loss given: scores only)"
             if train_loss is None
             else "Yeom: member iff loss < mean training loss"
         ),
@@ -522,6 +544,46 @@ def lira_online_scores(
     return scores, fit
 
 
+#: Level of the offline LiRA test behind its hard predictions, fixed before any evaluation.
+LIRA_OFFLINE_LEVEL = 0.5
+
+
+def lira_decision_rule(*, online: bool = False, level: float = LIRA_OFFLINE_LEVEL) -> str:
+    """Plain-words statement of the rule :func:`lira_predictions` applies (for ``info``)."""
+    if online:
+        return "online LiRA: member iff likelihood ratio IN/OUT > 1 (score > 0), fixed a priori"
+    return (
+        f"offline LiRA: member iff P(Z >= phi | Z ~ OUT Gaussian) <= {level:g} "
+        f"(score >= -log {level:g}), level fixed a priori"
+    )
+
+
+def lira_predictions(
+    scores: Any, *, online: bool = False, level: float = LIRA_OFFLINE_LEVEL
+) -> np.ndarray:
+    """Hard LiRA guesses by a rule fixed in advance: offline p-value <= level; online LR > 1.
+
+    Offline scores are -log p, p the one-sided p-value of the target's statistic against the
+    OUT Gaussian of the reference models (:func:`lira_offline_scores`), so "member iff the test
+    rejects at ``level``" is ``score >= -log(level)``. The default level 1/2 flags a record
+    when the target is more confident on it than the typical model that never saw it (phi above
+    the OUT mean). Why 1/2: for a member shift d of the statistic (equal variances) the
+    accuracy-optimal threshold on a balanced set is the midpoint mu_out + d / 2, which tends to
+    mu_out (level 1/2) as d -> 0: the most powerful fixed choice for weak leakage, the DP regime
+    studied here. Small levels (e.g. 0.01) suit low-FPR claims instead. Online scores are the
+    log likelihood ratio IN/OUT, and "member iff ratio > 1" is the Bayes rule for the balanced
+    evaluation design (prior 1/2); it has no level to choose. Neither rule looks at evaluation
+    labels, so with no leakage (member and non-member scores exchangeable) the expected
+    accuracy on a balanced set is exactly 1/2, whether or not the reference Gaussians fit.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if online:
+        return values > 0.0
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    return values >= -math.log(level)
+
+
 def _progress(iterable: Iterable[Any], progress: bool, **kwargs: Any) -> Iterable[Any]:
     if not progress:
         return iterable
@@ -553,6 +615,7 @@ def lira_attack(
     seed: int = 0,
     progress: bool = True,
     sample_indices: np.ndarray | None = None,
+    level: float = LIRA_OFFLINE_LEVEL,
 ) -> AttackResult:
     """Likelihood-ratio attack (Carlini et al. 2022) with ``n_reference`` reference models.
 
@@ -569,7 +632,8 @@ def lira_attack(
 
     phi is :func:`lira_statistic` of each model on each candidate. ``fixed_variance=True`` fits
     one pooled std per side, which Carlini et al. recommend for few reference models.
-    ``sample_indices`` (default: ``eval_indices``) labels the candidates in the result.
+    ``sample_indices`` (default: ``eval_indices``) labels the candidates in the result. Hard
+    predictions: :func:`lira_predictions` (offline: the test at ``level``; online: ratio > 1).
     """
     logits_fn = as_logits_fn(target_model_logits_fn)
     X_pool = np.asarray(X_pool)
@@ -614,6 +678,7 @@ def lira_attack(
         "pool_size": int(n_pool),
         "n_candidates": int(eval_indices.size),
         "reference_train_sizes": plan.sum(axis=1).astype(int).tolist(),
+        "decision_rule": lira_decision_rule(online=online, level=level),
         "seed": int(seed),
     }
     return AttackResult(
@@ -621,6 +686,7 @@ def lira_attack(
         scores=scores,
         is_member=is_member,
         sample_indices=eval_indices if sample_indices is None else np.asarray(sample_indices),
+        predictions=lira_predictions(scores, online=online, level=level),
         info=info,
         artifacts={
             "phi_target": phi_target,
@@ -652,13 +718,20 @@ def _resolve_attack_names(attacks: Sequence[str], online: bool) -> list[str]:
 
 
 def summary_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
-    """The numbers :func:`run_attacks` aggregates over repeats, from one summary record."""
+    """The numbers :func:`run_attacks` aggregates over repeats, from one summary record.
+
+    ``accuracy``, ``balanced_accuracy``, ``advantage`` and ``empirical_epsilon`` are those of
+    the fixed-rule predictions (None without them); ``best_threshold_*`` are the optimistic
+    maxima over thresholds chosen on the evaluation labels, kept apart under their own names.
+    """
     values: dict[str, float | None] = {
         "accuracy": summary["accuracy"]["value"],
         "balanced_accuracy": summary["balanced_accuracy"]["value"],
         "auc": summary["auc"]["value"],
         "advantage": summary["advantage"]["value"],
         "empirical_epsilon": summary["empirical_epsilon"]["epsilon_lower_bound"],
+        "best_threshold_accuracy": summary["best_threshold_accuracy"]["value"],
+        "best_threshold_advantage": summary["best_threshold_advantage"]["value"],
     }
     for key, record in summary["tpr_at_fpr"].items():
         values[f"tpr_at_fpr_{key}"] = record["value"]
@@ -666,6 +739,7 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
 
 
 def aggregate_repeats(per_repeat: list[dict[str, float | None]]) -> dict[str, dict[str, Any]]:
+    """Per metric: mean, std (ddof=1) and count over the repeats where it is not None."""
     out: dict[str, dict[str, Any]] = {}
     for key in per_repeat[0]:
         raw = [r[key] for r in per_repeat]

@@ -73,8 +73,12 @@ def target_shadow_split(
     return TargetShadowSplit(target=np.sort(target), shadow=np.sort(shadow))
 
 
-def shadow_in_out_split(shadow: np.ndarray, seed: int = 0, in_fraction: float = 0.8) -> ShadowSplit:
-    """Cut the shadow half into the shadow model's training set ('in', 80%) and unused ('out')."""
+def shadow_in_out_split(shadow: np.ndarray, seed: int = 0, in_fraction: float = 0.5) -> ShadowSplit:
+    """Cut the shadow half into the shadow model's training set ('in') and the rest ('out').
+
+    The default 50/50 is the authors' ``mia.ShadowModelBundle``: the attack model then learns
+    from as many 'in' as 'out' records.
+    """
     _validate_fraction("in_fraction", in_fraction)
     shadow = np.asarray(shadow)
     order = shadow[_rng(seed, _STREAM_SHADOW_IN_OUT).permutation(shadow.size)]

@@ -323,11 +323,58 @@ def test_shadow_attack_uses_the_papers_random_forest(memorising_run):
         assert forest.max_depth == 2
         assert max(tree.get_depth() for tree in forest.estimators_) <= 2
         assert forest.n_features_in_ == 3  # [1 - p, p, y]
-        # The paper's split: 80% of the adversary's data trains the shadow model.
-        total = result.info["shadow_in_size"] + result.info["shadow_out_size"]
-        assert result.info["shadow_in_size"] == round(0.8 * total)
+        # The authors' code (mia's ShadowModelBundle with shadow_dataset_size = n / 2) trains the
+        # shadow model on one half of the adversary's data and uses the other, disjoint half as
+        # 'out'. (This test asserted the text's 80/20 before; that split made the forest a
+        # constant "in" guess, see test_shadow_attack_default_split_is_not_a_constant_guess.)
+        split = result.artifacts["shadow_split"]
+        assert result.info["in_fraction"] == 0.5
+        assert abs(split.shadow_in.size - split.shadow_out.size) <= 1
+        assert np.intersect1d(split.shadow_in, split.shadow_out).size == 0
+        assert result.info["attack_train_in_size"] == split.shadow_in.size
         # Hard predictions are the forest's own on the target's features.
         assert set(np.unique(result.predictions)) <= {False, True}
+
+
+def _weakly_regularised_train_fn(X: np.ndarray, y: np.ndarray, seed: int) -> LogisticRegression:
+    """C = 0.01 with p = 200 features on 300 records: overfits, but not to interpolation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return LogisticRegression(C=0.01, max_iter=500).fit(X, y)
+
+
+def test_shadow_attack_default_split_is_not_a_constant_guess():
+    """A leaky target: the 50/50 default attacks it; the text's 80/20 guesses "in" for all.
+
+    Why the bounds hold: the target's train-minus-test accuracy gap is >= 0.15 (checked first;
+    about 0.2 here), and the adversary "member iff correctly classified" has accuracy
+    0.5 + gap / 2 (Yeom et al. 2018, 0-1 loss), about 0.6; a depth-2 tree can express that rule
+    (split on y, then on p), and with 50/50 training the shadow model has the target's training
+    size (300). 0.55 is 0.6 minus 2.5 SE of an accuracy on 600 individuals (SE 0.02); AUC 0.6 is
+    6 null SEs above 0.5. With 80/20, a leaf says "out" only where out records outnumber in
+    records, i.e. where the in/out likelihood ratio is below 1/4, which this leak never reaches.
+    """
+    X, y, _ = synthetic_cross(n=1200, p=200, seed=7)
+    members, non_members, shadow = np.arange(300), np.arange(300, 600), np.arange(600, 1200)
+    target = _weakly_regularised_train_fn(X[members], y[members], 0)
+    gap = target.score(X[members], y[members]) - target.score(X[non_members], y[non_members])
+    assert gap >= 0.15
+    idx, is_member = attacks.membership_evaluation_set(members, non_members, seed=0)
+    for seed in range(5):
+        args = (target, X[idx], y[idx], is_member, X[shadow], y[shadow])
+        new = attacks.shadow_model_attack(*args, train_fn=_weakly_regularised_train_fn, seed=seed)
+        assert new.info["in_fraction"] == 0.5 and new.info["shadow_in_size"] == 300
+        assert new.predictions.any() and not new.predictions.all()  # both classes
+        assert metrics.attack_accuracy(new.predictions, is_member) > 0.55, seed
+        assert metrics.roc_auc(new.scores, is_member) > 0.6, seed
+        old = attacks.shadow_model_attack(
+            *args, train_fn=_weakly_regularised_train_fn, seed=seed, in_fraction=0.8
+        )
+        # The old failure: every individual called a member, accuracy exactly 0.500, although
+        # the forest's scores still rank members higher.
+        assert old.predictions.all(), seed
+        assert metrics.attack_accuracy(old.predictions, is_member) == 0.5
+        assert metrics.roc_auc(old.scores, is_member) > 0.55, seed
 
 
 def test_shadow_attack_balance_downsamples_in_records():
@@ -341,8 +388,10 @@ def test_shadow_attack_balance_downsamples_in_records():
         X[40:],
         y[40:],
         train_fn=oblivious_train_fn,
+        in_fraction=0.8,  # the text's imbalanced split, where balancing has work to do
         balance_shadow=True,
     )
+    assert result.info["shadow_in_size"] == 128
     assert result.info["attack_train_in_size"] == result.info["shadow_out_size"] == 32
 
 
@@ -381,9 +430,106 @@ def test_loss_attack_yeom_rule_uses_given_training_loss():
     cross_entropy = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     np.testing.assert_array_equal(result.predictions, cross_entropy < 0.7)
     assert result.summary(n_bootstrap=20)["accuracy"]["source"] == "predictions"
+    # Without the training loss there is no fixed rule: accuracy is None, never silently the
+    # best threshold on the evaluation labels (which used to be reported as "accuracy").
     optimistic = attacks.loss_attack(model, X, y, is_member)
     assert optimistic.predictions is None
-    assert optimistic.summary(n_bootstrap=20)["accuracy"]["source"] == "best_threshold"
+    summary = optimistic.summary(n_bootstrap=20, n_permutations=20)
+    assert summary["accuracy"]["value"] is None
+    assert summary["advantage"]["value"] is None
+    assert summary["empirical_epsilon"]["epsilon_lower_bound"] is None
+    assert summary["best_threshold_accuracy"]["optimistic"] is True
+    assert summary["best_threshold_accuracy"]["value"] == metrics.best_threshold_accuracy(
+        optimistic.scores, is_member
+    )
+    assert summary["auc"]["value"] == metrics.roc_auc(optimistic.scores, is_member)
+
+
+# --------------------------------------------------------------------------- LiRA rule
+
+
+def _simulated_offline_lira(shift: float, n: int, seed: int, k: int = 8):
+    """Candidates with their own OUT mean; members' target statistic shifted up by ``shift``."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(0.0, math.sqrt(2.0), 2 * n)
+    phi_reference = centre + rng.normal(size=(k, 2 * n))
+    is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    phi_target = centre + rng.normal(size=2 * n) + shift * is_member
+    scores, fit = attacks.lira_offline_scores(phi_target, phi_reference)
+    return phi_target, scores, fit, is_member
+
+
+def test_lira_offline_rule_at_level_half_is_phi_above_the_out_mean():
+    phi, scores, fit, _ = _simulated_offline_lira(0.5, 300, seed=70)
+    predictions = attacks.lira_predictions(scores)
+    np.testing.assert_array_equal(predictions, phi > fit["mu_out"])
+    # A stricter level flags a subset, and is -log(level) on the score.
+    strict = attacks.lira_predictions(scores, level=0.05)
+    np.testing.assert_array_equal(strict, scores >= -math.log(0.05))
+    assert strict.sum() < predictions.sum() and not np.any(strict & ~predictions)
+    with pytest.raises(ValueError, match="level"):
+        attacks.lira_predictions(scores, level=1.0)
+
+
+def test_lira_offline_rule_is_chance_without_leakage_and_above_with_it():
+    # 1,000 per side: an accuracy's SE is 0.5 / sqrt(2000) = 0.011, a rate's 0.016.
+    n, se_rate = 1000, 0.5 / math.sqrt(1000)
+    _, scores, _, is_member = _simulated_offline_lira(0.0, n, seed=71)
+    guesses = attacks.lira_predictions(scores)
+    assert guesses.any() and not guesses.all()
+    # phi - mu_out is symmetric about 0 for either side, so TPR = FPR = 1/2: 3 SE each.
+    assert abs(guesses[is_member].mean() - 0.5) < 3 * se_rate
+    assert abs(guesses[~is_member].mean() - 0.5) < 3 * se_rate
+    assert abs(metrics.attack_accuracy(guesses, is_member) - 0.5) < 3 * 0.5 / math.sqrt(2 * n)
+    # A member shift of one SD: TPR = Phi(1 / sqrt(1 + 1/8)) = 0.83, FPR 0.5, accuracy 0.66;
+    # 0.6 leaves more than 5 SE.
+    _, scores, _, is_member = _simulated_offline_lira(1.0, n, seed=72)
+    guesses = attacks.lira_predictions(scores)
+    expected = 0.5 + 0.5 * (stats.norm.cdf(1 / math.sqrt(1.125)) - 0.5)
+    assert expected == pytest.approx(0.663, abs=1e-3)
+    assert metrics.attack_accuracy(guesses, is_member) > 0.6
+
+
+def test_lira_online_rule_is_likelihood_ratio_above_one():
+    n, k = 1000, 8
+    for shift, check in ((0.0, "chance"), (1.0, "leak")):
+        rng = np.random.default_rng([73, int(shift)])
+        centre = rng.normal(0.0, math.sqrt(2.0), 2 * n)
+        in_mask = attacks.reference_model_plan(2 * n, k, seed=3)
+        phi_reference = centre + rng.normal(size=(k, 2 * n)) + shift * in_mask
+        is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+        phi_target = centre + rng.normal(size=2 * n) + shift * is_member
+        scores, _ = attacks.lira_online_scores(phi_target, phi_reference, in_mask)
+        guesses = attacks.lira_predictions(scores, online=True)
+        np.testing.assert_array_equal(guesses, scores > 0)
+        assert guesses.any() and not guesses.all()
+        accuracy = metrics.attack_accuracy(guesses, is_member)
+        if check == "chance":  # 3 SE of an accuracy on 2,000
+            assert abs(accuracy - 0.5) < 3 * 0.5 / math.sqrt(2 * n)
+        else:  # midpoint rule on a 1-SD shift: Phi(0.5) = 0.69 minus estimation noise
+            assert accuracy > 0.62
+
+
+def test_lira_attack_results_carry_fixed_rule_predictions(memorising_run):
+    for name in ("lira_offline", "lira_online"):
+        for result, summary in zip(
+            memorising_run["run"]["results"][name],
+            memorising_run["run"]["summaries"][name],
+            strict=True,
+        ):
+            online = name == "lira_online"
+            expected = attacks.lira_predictions(result.scores, online=online)
+            np.testing.assert_array_equal(result.predictions, expected)
+            assert result.info["decision_rule"] == attacks.lira_decision_rule(online=online)
+            assert summary["accuracy"]["source"] == "predictions"
+            assert summary["empirical_epsilon"]["threshold_selected_on_evaluation_data"] is False
+    aggregate = memorising_run["run"]["aggregate"]["lira_offline"]
+    assert {"accuracy", "balanced_accuracy", "auc", "advantage", "empirical_epsilon"} <= set(
+        aggregate
+    )
+    assert {"best_threshold_accuracy", "best_threshold_advantage"} <= set(aggregate)
+    # The memorising target leaks: the fixed rule's accuracy is above chance in every repeat.
+    assert min(aggregate["accuracy"]["values"]) > 0.6
 
 
 # --------------------------------------------------------------------------- LiRA plan

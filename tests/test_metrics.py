@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import beta, norm
+from scipy.stats import beta, hypergeom, kstest, mannwhitneyu, norm
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -28,6 +28,8 @@ from dpmia_utils.metrics import (
     bootstrap_ci,
     empirical_epsilon_lower_bound,
     membership_advantage,
+    permutation_test,
+    prediction_advantage,
     roc_auc,
     roc_curve_points,
     summarize_attack,
@@ -119,6 +121,7 @@ def test_hard_prediction_accuracies_by_hand():
     predictions, members = np.array([1, 1, 0, 0, 0, 0, 0, 1]), _labels(3, 5)
     assert attack_accuracy(predictions, members) == pytest.approx(6 / 8)
     assert balanced_accuracy(predictions, members) == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert prediction_advantage(predictions, members) == pytest.approx(2 / 3 - 1 / 5)
 
 
 # ------------------------------------------------------------------ agreement with scikit-learn
@@ -157,6 +160,10 @@ def test_hard_prediction_metrics_agree_with_sklearn(data, cut):
     )
     assert balanced_accuracy(predictions, members) == pytest.approx(
         balanced_accuracy_score(members, predictions)
+    )
+    # Advantage of a fixed adversary = 2 * balanced accuracy - 1 (sklearn's "adjusted" score).
+    assert prediction_advantage(predictions, members) == pytest.approx(
+        balanced_accuracy_score(members, predictions, adjusted=True)
     )
 
 
@@ -350,6 +357,20 @@ def test_vectorised_bootstrap_equals_per_resample_loop(metric):
     assert fast == pytest.approx(loop)
 
 
+@pytest.mark.parametrize(
+    "metric", [attack_accuracy, balanced_accuracy, prediction_advantage], ids=lambda f: f.__name__
+)
+def test_vectorised_prediction_bootstrap_equals_per_resample_loop(metric):
+    rng = np.random.default_rng(45)
+    members = _labels(90, 130)
+    predictions = np.where(members, rng.random(220) < 0.6, rng.random(220) < 0.45).astype(float)
+    fast = bootstrap_ci(metric, predictions, members, n_bootstrap=300, seed=4)
+    loop = bootstrap_ci(lambda s, m: metric(s, m), predictions, members, n_bootstrap=300, seed=4)
+    assert fast == pytest.approx(loop)
+    with pytest.raises(ValueError, match="0/1"):
+        bootstrap_ci(metric, predictions + 0.5, members)
+
+
 def test_bootstrap_is_seeded_and_stratified():
     scores, members = _binormal(0.5, 80, np.random.default_rng(43))
     members[:30] = False  # 50 members, 110 non-members
@@ -408,15 +429,22 @@ def test_summarize_attack_is_json_and_flags_inestimable_tpr():
     assert common["value"] == tpr_at_fpr(scores, members, 0.01)
     assert common["ci95"][0] <= common["value"] <= common["ci95"][1]
     assert record["auc"]["value"] == pytest.approx(roc_auc_score(members, scores))
-    assert record["accuracy"]["source"] == "best_threshold"
-    assert record["accuracy"]["value"] == best_threshold_accuracy(scores, members)
-    assert record["balanced_accuracy"]["value"] == pytest.approx(
-        0.5 + 0.5 * membership_advantage(scores, members)
-    )
-    assert record["empirical_epsilon"]["threshold_selected_on_evaluation_data"] is True
-    for name in ("accuracy", "balanced_accuracy", "auc", "advantage"):
-        low, high = record[name]["ci95"]
-        assert low <= record[name]["value"] <= high
+    low, high = record["auc"]["ci95"]
+    assert low <= record["auc"]["value"] <= high
+    assert record["auc"]["p_value"] == pytest.approx(1 / 1001)  # AUC 0.71 on 1,700: never beaten
+    # No predictions: accuracy, balanced accuracy, advantage and epsilon are not reported. They
+    # used to be the best threshold on these labels (optimistic, with a CI that cannot cover
+    # chance); those numbers live on only under their own, marked keys, without an interval.
+    for name in ("accuracy", "balanced_accuracy", "advantage"):
+        assert record[name]["value"] is None and record[name]["ci95"] is None
+        assert "no hard predictions" in record[name]["note"]
+    assert record["empirical_epsilon"]["epsilon_lower_bound"] is None
+    best = record["best_threshold_accuracy"]
+    assert best["value"] == best_threshold_accuracy(scores, members)
+    assert best["optimistic"] is True and "ci95" not in best
+    advantage = record["best_threshold_advantage"]
+    assert advantage["value"] == membership_advantage(scores, members)
+    assert advantage["optimistic"] is True and "ci95" not in advantage
 
 
 def test_summarize_attack_uses_predictions_when_given():
@@ -435,6 +463,116 @@ def test_summarize_attack_uses_predictions_when_given():
     fp = int(predictions[~members].sum())
     assert (epsilon["tp"], epsilon["fp"]) == (tp, fp)
     assert epsilon["threshold_selected_on_evaluation_data"] is False
+    # Advantage is the fixed rule's TPR - FPR, not the maximum over thresholds.
+    assert record["advantage"]["value"] == pytest.approx(tp / 500 - fp / 300)
+    assert record["best_threshold_advantage"]["value"] >= record["advantage"]["value"]
+    for name in ("accuracy", "balanced_accuracy", "auc", "advantage"):
+        low, high = record[name]["ci95"]
+        assert low <= record[name]["value"] <= high
+    # The exact (hypergeometric) p-value of so strong a rule is far below 1 / 1001.
+    assert record["accuracy"]["p_value"] == pytest.approx(1 / 1001)
+    assert record["permutation_test"]["accuracy_p_value_exact"] < 1e-6
+
+
+# ------------------------------------------------------------------ permutation test
+
+
+def test_permutation_p_values_match_exact_nulls():
+    # Weak signal so the p-values are mid-range. Monte Carlo SE of a p-value with B draws is
+    # sqrt(p (1 - p) / B) <= 0.5 / sqrt(B) = 0.011 at B = 2000; allow 4 SE.
+    rng = np.random.default_rng(80)
+    members = _labels(200, 150)
+    scores = np.round(np.r_[rng.normal(0.15, 1, 200), rng.normal(0, 1, 150)], 1)  # ties
+    predictions = scores > 0.2
+    record = permutation_test(scores, members, predictions=predictions, n_permutations=2000)
+    tolerance = 4 * 0.5 / math.sqrt(2000)
+    # AUC: Mann-Whitney's exact permutation distribution is approximated here by scipy's
+    # tie-corrected normal approximation (fine at n = 350).
+    reference = mannwhitneyu(scores[members], scores[~members], alternative="greater").pvalue
+    assert record["auc_p_value"] == pytest.approx(reference, abs=tolerance)
+    # Accuracy: TP is hypergeometric under label permutation (Fisher's exact test).
+    tp, flagged = int(predictions[members].sum()), int(predictions.sum())
+    exact = hypergeom.sf(tp - 1, 350, flagged, 200)
+    assert record["accuracy_p_value_exact"] == pytest.approx(exact)
+    assert record["accuracy_p_value"] == pytest.approx(exact, abs=tolerance)
+    # Seeded, and without predictions the accuracy test is absent.
+    again = permutation_test(scores, members, predictions=predictions, n_permutations=2000)
+    assert again == record
+    assert permutation_test(scores, members, n_permutations=10)["accuracy_p_value"] is None
+    with pytest.raises(ValueError, match="n_permutations"):
+        permutation_test(scores, members, n_permutations=0)
+
+
+# ------------------------------------------------------------------ no leakage
+
+NULL_REPS, NULL_PER_SIDE = 200, 1000
+
+
+@pytest.fixture(scope="module")
+def no_leakage():
+    """200 evaluation sets, 1,000 per side, scores independent of membership.
+
+    The fixed rule "member iff score > 0" is chosen before any label is seen. Bootstraps and
+    permutations use 200 draws each to keep the module fast (< 10 s); p-values then sit on a
+    grid of 1/201, which does not matter at the 5% level.
+    """
+    members = _labels(NULL_PER_SIDE, NULL_PER_SIDE)
+    out = {k: [] for k in ("fixed", "best", "p_auc", "p_acc", "auc_cover", "acc_cover")}
+    out["best_cover"] = []
+    for rep in range(NULL_REPS):
+        scores = np.random.default_rng([60, rep]).normal(size=2 * NULL_PER_SIDE)
+        guesses = (scores > 0).astype(float)
+        out["fixed"].append(attack_accuracy(guesses, members))
+        out["best"].append(best_threshold_accuracy(scores, members))
+        test = permutation_test(scores, members, predictions=guesses, n_permutations=200, seed=rep)
+        out["p_auc"].append(test["auc_p_value"])
+        out["p_acc"].append(test["accuracy_p_value"])
+        low, high = bootstrap_ci(roc_auc, scores, members, n_bootstrap=200, seed=rep)
+        out["auc_cover"].append(low <= 0.5 <= high)
+        low, high = bootstrap_ci(attack_accuracy, guesses, members, n_bootstrap=200, seed=rep)
+        out["acc_cover"].append(low <= 0.5 <= high)
+        if rep < 50:
+            low, _ = bootstrap_ci(best_threshold_accuracy, scores, members, 200, seed=rep)
+            out["best_cover"].append(low <= 0.5)
+    return {key: np.array(value) for key, value in out.items()}
+
+
+def test_fixed_rule_accuracy_is_unbiased_and_best_threshold_is_not(no_leakage):
+    # Fixed rule: accuracy SE per set 0.5 / sqrt(2000) = 0.0112, of the mean over 200 sets
+    # 0.00079; allow 4 SE.
+    assert abs(no_leakage["fixed"].mean() - 0.5) < 4 * 0.5 / math.sqrt(2 * NULL_PER_SIDE * 200)
+    # Best threshold: (max_k (TP_k - FP_k) + n0) / n, the running difference a random +-1 bridge
+    # of 2n steps; E max ~ sqrt(pi / 8) sqrt(2n) - 0.583 (Brownian-bridge maximum with
+    # Siegmund's discreteness correction) = 27.45, i.e. accuracy 0.5137 at n = 1000. Measured
+    # per-set SD ~0.007, so 4 SE of the mean is 0.002.
+    expected = 0.5 + (math.sqrt(math.pi / 8) * math.sqrt(2 * NULL_PER_SIDE) - 0.583) / 2000
+    assert expected == pytest.approx(0.5137, abs=1e-4)
+    assert abs(no_leakage["best"].mean() - expected) < 0.002
+    assert np.all(no_leakage["best"] >= 0.5)  # "nobody is a member" already scores 0.5
+    assert no_leakage["best"].mean() - no_leakage["fixed"].mean() > 0.01
+
+
+def test_permutation_p_values_are_uniform_without_leakage(no_leakage):
+    # P(p <= 0.05) = 0.05 under the null (at most, for the discrete TP); 200 sets give an SE of
+    # 0.0154, allow 3 SE. KS against U(0, 1) at the 0.1% level (the 1/201 grid is far finer
+    # than KS's critical distance of ~0.14 at n = 200).
+    slack = 3 * math.sqrt(0.05 * 0.95 / NULL_REPS)
+    for key in ("p_auc", "p_acc"):
+        p = no_leakage[key]
+        assert np.mean(p <= 0.05) <= 0.05 + slack, key
+        assert np.mean(p <= 0.05) > 0, key
+        assert kstest(p, "uniform").pvalue > 1e-3, key
+
+
+def test_bootstrap_intervals_cover_chance_without_leakage(no_leakage):
+    # Nominal 95%; percentile intervals from 200 resamples run slightly under it (0.93-0.96
+    # measured with 1,000), and 200 sets add an SE of 0.015: accept 0.88 to 0.995.
+    for key in ("auc_cover", "acc_cover"):
+        assert 0.88 <= no_leakage[key].mean() <= 0.995, key
+    # Why the best-threshold accuracy lost its interval: every resample's maximum is >= 0.5,
+    # so the percentile interval reaches chance only if 2.5% of resamples have no threshold
+    # beating "nobody is a member"; in 50 sets it (almost) never does.
+    assert no_leakage["best_cover"].mean() <= 0.1
 
 
 def test_estimability_rule_boundary():

@@ -32,12 +32,15 @@ def test_stratified_split_keeps_class_balance_on_both_sides():
     assert np.intersect1d(split.target, split.shadow).size == 0
 
 
-def test_shadow_in_out_is_80_20_and_disjoint():
+@pytest.mark.parametrize("in_fraction", [None, 0.8])
+def test_shadow_in_out_is_half_by_default_and_disjoint(in_fraction):
+    # Default: the authors' mia bundle, 50% in / 50% out.
     shadow = target_shadow_split(4276, seed=0).shadow
-    cut = shadow_in_out_split(shadow, seed=5)
+    kwargs = {} if in_fraction is None else {"in_fraction": in_fraction}
+    cut = shadow_in_out_split(shadow, seed=5, **kwargs)
     assert np.intersect1d(cut.shadow_in, cut.shadow_out).size == 0
     assert np.array_equal(np.sort(np.r_[cut.shadow_in, cut.shadow_out]), shadow)
-    assert cut.shadow_in.size == round(0.8 * shadow.size)
+    assert cut.shadow_in.size == round((in_fraction or 0.5) * shadow.size)
 
 
 @pytest.mark.parametrize("stratify", [False, True])
