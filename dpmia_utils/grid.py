@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .selection import SEARCHABLE
+
 
 class GridError(ValueError):
     """A grid profile is malformed; the message names the file, the place and the problem."""
@@ -49,6 +51,7 @@ RUN_KEYS: dict[str, Key] = {
     "l1": Key(NUMBER, _non_negative, "must be >= 0"),
     "n_kernels": Key(int, _positive, "must be a positive integer"),
     "kernel_size": Key(int, _positive, "must be a positive integer"),
+    "dropout": Key(NUMBER, lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "dp": Key(bool),
     "learning_rate": Key(NUMBER, _positive, "must be > 0"),
     "batch_size": Key(int, _positive, "must be a positive integer"),
@@ -59,8 +62,11 @@ RUN_KEYS: dict[str, Key] = {
     "microbatch_fraction": Key(NUMBER, lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "sampling": Key(str, choices=("poisson", "shuffle")),
     "engine": Key(str, choices=("fast", "reference")),
+    "loss": Key(str, choices=("logits", "paper-double-sigmoid")),
+    "search": Key((dict, type(None))),
     "seed": Key(int, _non_negative, "must be >= 0"),
 }
+
 
 BLOCK_KEYS: dict[str, dict[str, Key]] = {
     "data": {
@@ -109,7 +115,9 @@ BLOCK_DEFAULTS: dict[str, dict[str, Any]] = {
         "synthetic_variants": 300,
         "seed": 0,
     },
-    "split": {"seed": 0, "folds": 5, "target_fraction": 0.5, "shadow_in_fraction": 0.8},
+    # shadow_in_fraction 0.5: the authors' mia.ShadowModelBundle trains the shadow model on half
+    # of the adversary's data and uses the other half as "out" (50% in / 50% out).
+    "split": {"seed": 0, "folds": 5, "target_fraction": 0.5, "shadow_in_fraction": 0.5},
     "attack": {
         "repeats": 5,
         "attacks": list(KNOWN_ATTACKS),
@@ -124,6 +132,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "l1": 0.0,
     "n_kernels": 16,
     "kernel_size": 9,
+    "dropout": 0.0,
     "dp": False,
     "learning_rate": 0.01,
     "batch_size": 16,
@@ -134,6 +143,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "microbatch_fraction": 1.0,
     "sampling": "poisson",
     "engine": "fast",
+    "loss": "logits",
+    "search": None,
     "seed": 0,
 }
 TOP_KEYS = {"profile", "description", "data", "split", "attack", "defaults", "groups"}
@@ -151,6 +162,8 @@ class RunSpec:
         """A short human-readable description, e.g. 'cnn l1=0.001352 dp noise=1.0 e50 b16'."""
         p = self.params
         text = f"{p['model']} l1={p['l1']:g}"
+        if p.get("loss", "logits") != "logits":
+            text += f" loss={p['loss']}"
         if p["dp"]:
             budget = (
                 f"eps={p['target_epsilon']:g}"
@@ -158,7 +171,13 @@ class RunSpec:
                 else f"noise={p['noise_multiplier']:g}"
             )
             text += f" dp {budget}"
-        return text + f" e{p['epochs']} b{p['batch_size']}"
+        searched = p.get("search") or {}
+        for key, short in (("epochs", "e"), ("batch_size", "b")):
+            if key not in searched:
+                text += f" {short}{p[key]}"
+        if searched:
+            text += " selected(" + ",".join(searched) + ")"
+        return text
 
 
 @dataclass(frozen=True)
@@ -206,11 +225,23 @@ def _unknown(where: str, keys: set[str], allowed: set[str]) -> None:
         raise GridError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
 
 
+def _validate_search(where: str, search: dict[str, Any]) -> None:
+    """A search maps searchable parameters to non-empty lists of valid values."""
+    _unknown(f"{where}: search", set(search), set(SEARCHABLE))
+    for key, values in search.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{where}: search '{key}' must be a non-empty list, got {values!r}")
+        for value in values:
+            _check_value(f"{where}: search", key, value, RUN_KEYS[key])
+
+
 def _validate_run(where: str, params: dict[str, Any]) -> None:
     for key, value in params.items():
-        if value is None and key in ("noise_multiplier", "target_epsilon"):
+        if value is None and key in ("noise_multiplier", "target_epsilon", "search"):
             continue
         _check_value(where, key, value, RUN_KEYS[key])
+    if params["search"]:
+        _validate_search(where, params["search"])
     if params["dp"]:
         has_noise = params["noise_multiplier"] is not None
         has_target = params["target_epsilon"] is not None
@@ -310,9 +341,10 @@ def _check_batch_fits(name: str, blocks: dict[str, dict[str, Any]], runs: list[R
     target = n * split["target_fraction"]
     n_train = min(target * (1 - 1 / split["folds"]), (n - target) * split["shadow_in_fraction"])
     for run in runs:
-        if run.params["batch_size"] > n_train:
+        batch_size = max((run.params["search"] or {}).get("batch_size", [run.params["batch_size"]]))
+        if batch_size > n_train:
             raise GridError(
-                f"{name}: run {run.label}: batch_size {run.params['batch_size']} is larger than "
+                f"{name}: run {run.label}: batch_size {batch_size} is larger than "
                 f"the smallest training set ({int(n_train)} individuals)"
             )
 

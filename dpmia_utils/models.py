@@ -1,11 +1,24 @@
-"""Target models: an L1-penalised logistic regression ("Lasso") and a one-layer 1-D CNN.
+"""Target models: an L1-penalised logistic regression ("Lasso") and the authors' 1-D CNN.
 
-Both models output ONE LOGIT per example; there is no sigmoid in the graph, and every loss in
-the study is computed from logits (the paper's code applied a from-logits loss to a sigmoid
-output, which we deliberately do not reproduce). The L1 penalty is not a Keras regularizer:
-it is data-independent, so the trainer applies it as a proximal (soft-thresholding) step
-after the possibly noisy gradient step (see :mod:`dpmia_utils.training`). ``l1_penalty``
-exists to report the penalised objective.
+The Lasso is one dense unit on the +-1 genotypes. The CNN is the architecture of the paper's
+code (``CNN-dp.py``): the genotypes one-hot encoded in two channels (channel 0 = 1[g == -1],
+channel 1 = 1[g == +1], built inside the model from the +-1 input as ``(1 - x) / 2`` and
+``(1 + x) / 2``), Conv1D with "same" padding and ReLU, average pooling by 2, dropout,
+flatten, and one dense unit. The L1 penalty applies to the Lasso's dense kernel and to the
+CNN's conv kernel only (the authors regularised the conv kernel, not the dense layer):
+:func:`kernel_variables` returns exactly the penalised kernels.
+
+Both models output ONE LOGIT per example; there is no sigmoid in the graph (the paper's code
+applied a from-logits loss to a sigmoid output; :mod:`dpmia_utils.training` offers that only
+as a labelled ablation). The L1 penalty is not a Keras regularizer: it is data-independent,
+so the trainer applies it as a proximal (soft-thresholding) step after the possibly noisy
+gradient step (see :mod:`dpmia_utils.training`). ``l1_penalty`` exists to report the
+penalised objective.
+
+Dropout: the Keras model keeps a ``Dropout`` layer, so ``model(x, training=False)`` (and
+:func:`predict_logits`) never drops anything. The training engines do not use Keras's
+stateful dropout: they call :func:`forward` with an explicit mask from :func:`dropout_mask`,
+a pure function of a stateless seed, so every engine applies the same mask to an example.
 
 Setting ``DPMIA_TF_THREADS=N`` in the environment before this module is imported pins
 TensorFlow's intra- and inter-op thread pools to ``N``; otherwise TensorFlow's defaults are
@@ -51,12 +64,13 @@ configure_threads_from_env()
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What defines a target model: its kind, L1 strength and (CNN only) its kernels."""
+    """What defines a target model: its kind, L1 strength and (CNN only) kernels and dropout."""
 
     kind: ModelKind
     l1: float = 0.0
     n_kernels: int = 16
     kernel_size: int = 9
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -65,6 +79,10 @@ class ModelSpec:
             raise ValueError(f"l1 must be >= 0, got {self.l1}")
         if self.n_kernels < 1 or self.kernel_size < 1:
             raise ValueError("n_kernels and kernel_size must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.kind == "lasso" and self.dropout != 0.0:
+            raise ValueError("the Lasso has no dropout layer: dropout must be 0")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form for records and hashing."""
@@ -73,7 +91,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         """Rebuild a spec from :meth:`to_dict` output; unknown keys are an error."""
-        unknown = set(data) - {"kind", "l1", "n_kernels", "kernel_size"}
+        unknown = set(data) - {"kind", "l1", "n_kernels", "kernel_size", "dropout"}
         if unknown:
             raise ValueError(f"unknown ModelSpec keys: {sorted(unknown)}")
         return cls(
@@ -81,6 +99,7 @@ class ModelSpec:
             l1=float(data.get("l1", 0.0)),
             n_kernels=int(data.get("n_kernels", 16)),
             kernel_size=int(data.get("kernel_size", 9)),
+            dropout=float(data.get("dropout", 0.0)),
         )
 
 
@@ -90,11 +109,30 @@ def _layer_seeds(seed: int, count: int) -> list[int]:
     return [int(s & 0x7FFFFFFF) for s in state]
 
 
+@tf.keras.utils.register_keras_serializable(package="dpmia")
+class GenotypeOneHot(tf.keras.layers.Layer):
+    """+-1 genotypes (b, p) -> one-hot (b, p, 2): ``[(1 - x) / 2, (1 + x) / 2]`` per position.
+
+    Channel 0 is 1[g == -1] and channel 1 is 1[g == +1], which is what the authors'
+    ``to_categorical`` made of their 0/1 genotype file (-1 recoded to 0).
+    """
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Stack the two indicator channels on a new last axis."""
+        return tf.stack([(1.0 - inputs) * 0.5, (1.0 + inputs) * 0.5], axis=-1)
+
+
+#: The CNN's layers as ``build_model`` names them, input to output (after the InputLayer).
+CNN_LAYER_NAMES: tuple[str, ...] = ("one_hot", "conv", "pool", "dropout", "flatten", "logit")
+
+
 def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
     """Build the target model (one logit per example) with initial weights fixed by ``seed``.
 
-    :mod:`dpmia_utils.fast_engine` computes gradients of this architecture by hand: it finds
-    the layers by their names ("conv", "logit") and checks the Conv1D settings.
+    CNN: one-hot (2 channels) -> Conv1D("same", ReLU) -> AveragePooling1D(2) -> Dropout ->
+    Flatten -> Dense(1), as the authors' code. :mod:`dpmia_utils.fast_engine` computes
+    gradients of this architecture by hand: it finds the layers by their names
+    (:data:`CNN_LAYER_NAMES`) and checks their settings.
     """
     if n_features < 1:
         raise ValueError("n_features must be positive")
@@ -110,18 +148,22 @@ def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
     else:
         if spec.kernel_size > n_features:
             raise ValueError("kernel_size is larger than the number of features")
+        if n_features < 2:
+            raise ValueError("the CNN pools pairs of positions: it needs at least 2 features")
         conv_seed, dense_seed = _layer_seeds(seed, 2)
-        hidden = tf.keras.layers.Reshape((n_features, 1), name="as_sequence")(inputs)
+        hidden = GenotypeOneHot(name="one_hot")(inputs)
         hidden = tf.keras.layers.Conv1D(
             spec.n_kernels,
             spec.kernel_size,
             strides=1,
-            padding="valid",
+            padding="same",
             activation="relu",
             kernel_initializer=tf.keras.initializers.GlorotUniform(seed=conv_seed),
             bias_initializer="zeros",
             name="conv",
         )(hidden)
+        hidden = tf.keras.layers.AveragePooling1D(pool_size=2, name="pool")(hidden)
+        hidden = tf.keras.layers.Dropout(spec.dropout, name="dropout")(hidden)
         hidden = tf.keras.layers.Flatten(name="flatten")(hidden)
         logit = tf.keras.layers.Dense(
             1,
@@ -132,9 +174,88 @@ def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
     return tf.keras.Model(inputs=inputs, outputs=logit, name=f"{spec.kind}_target")
 
 
+def _is_cnn(model: tf.keras.Model) -> bool:
+    return any(layer.name == "conv" for layer in model.layers)
+
+
 def kernel_variables(model: tf.keras.Model) -> list[tf.Variable]:
-    """The weight matrices/filters that the L1 penalty applies to (kernels, never biases)."""
+    """The kernels the L1 penalty applies to: the CNN's conv kernel, or the Lasso's dense kernel.
+
+    Biases are never penalised, nor is the CNN's dense layer (as in the authors' code).
+    """
+    if _is_cnn(model):
+        return [model.get_layer("conv").kernel]
     return [layer.kernel for layer in model.layers if getattr(layer, "kernel", None) is not None]
+
+
+def dropout_rate(model: tf.keras.Model) -> float:
+    """The rate of the model's Dropout layer (0.0 for the Lasso, which has none)."""
+    if not _is_cnn(model):
+        return 0.0
+    return float(model.get_layer("dropout").rate)
+
+
+def _dropout_threshold(rate: float) -> tuple[int, int]:
+    """(bits, threshold): drop where a uniform ``bits``-bit integer is below ``threshold``.
+
+    The fewest random bits (8, 16 or 32) for which ``rate * 2**bits`` is a whole number, so
+    the drop probability is exactly ``rate`` (0.25 and 0.5 need one byte per mask entry);
+    other rates use 32 bits, within 2^-33 of ``rate``.
+    """
+    for bits in (8, 16):
+        threshold = rate * 2**bits
+        if threshold == int(threshold):
+            return bits, int(threshold)
+    return 32, round(rate * 2**32)
+
+
+def dropout_mask(model: tf.keras.Model, batch_size: tf.Tensor | int, seed: tf.Tensor) -> Any:
+    """A training-time dropout mask for a batch, a pure function of the stateless ``seed``.
+
+    Shape (batch, pooled positions, kernels), the Dropout layer's input; values
+    ``1 / (1 - rate)`` (kept, with probability ``1 - rate``) or 0 (dropped), so
+    ``activations * mask`` is Keras's inverted dropout. Row ``i`` is the mask of the batch's
+    ``i``-th example whatever computes the gradient. ``None`` when the rate is 0.
+
+    Each entry is drawn from Philox random bits (``tf.random.stateless_uniform`` on uint32,
+    split into bytes or 16-bit halves when that is exact, see :func:`_dropout_threshold`):
+    for the paper's rates this needs a quarter of the random numbers of a float uniform per
+    entry, which was measured 3x faster (Philox dominated the cost of a step).
+    """
+    rate = dropout_rate(model)
+    if rate == 0.0:
+        return None
+    _, positions, channels = model.get_layer("dropout").input_shape
+    bits, threshold = _dropout_threshold(rate)
+    count = tf.cast(batch_size, tf.int32) * (positions * channels)
+    per_word = 32 // bits
+    words = tf.random.stateless_uniform(
+        [(count + per_word - 1) // per_word], seed=seed, minval=None, maxval=None, dtype=tf.uint32
+    )
+    if bits < 32:
+        words = tf.reshape(tf.bitcast(words, tf.uint8 if bits == 8 else tf.uint16), [-1])
+    kept = words[:count] >= tf.constant(threshold, words.dtype)
+    mask = tf.cast(kept, tf.float32) * (1.0 / (1.0 - rate))
+    return tf.reshape(mask, tf.stack([tf.cast(batch_size, tf.int32), positions, channels]))
+
+
+def forward(model: tf.keras.Model, x: tf.Tensor, dropout_mask: tf.Tensor | None = None) -> Any:
+    """The logits (b,) computed from the model's variables, with an explicit dropout mask.
+
+    ``dropout_mask=None`` is inference (no dropout), the same as ``model(x, training=False)``;
+    a mask from :func:`dropout_mask` gives the training-mode logits. Differentiable, and
+    traceable inside ``tf.vectorized_map`` (one example at a time).
+    """
+    if not _is_cnn(model):
+        return model.get_layer("logit")(x)[:, 0]
+    hidden = x
+    for name in CNN_LAYER_NAMES:
+        if name == "dropout":
+            if dropout_mask is not None:
+                hidden = hidden * dropout_mask
+            continue
+        hidden = model.get_layer(name)(hidden)
+    return hidden[:, 0]
 
 
 def l1_penalty(model: tf.keras.Model, l1: float) -> float:
@@ -183,7 +304,7 @@ def predict_proba(model: tf.keras.Model, X: np.ndarray, batch_size: int = 32) ->
 
 
 def sparsity(model: tf.keras.Model, tol: float = 0.0) -> float:
-    """Fraction of kernel weights (biases excluded) whose absolute value exceeds ``tol``."""
+    """Fraction of penalised kernel weights (:func:`kernel_variables`) with abs value > ``tol``."""
     kernels = [k.numpy().ravel() for k in kernel_variables(model)]
     weights = np.concatenate(kernels)
     return float(np.mean(np.abs(weights) > tol))

@@ -45,3 +45,8 @@ def notebooks_dir() -> Path:
 def parameters_dir() -> Path:
     """The grid profiles (``smoke.yml``, ``quick.yml``, ...)."""
     return REPO_ROOT / "parameters"
+
+
+def published_dir() -> Path:
+    """Results of long profiles published with the repository (records and summaries only)."""
+    return REPO_ROOT / "published"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import paths
-from .accounting import calibrate_noise, describe_accounting, epsilons_all
+from .accounting import calibrate_noise, describe_accounting, epsilons_all, training_accounting
 from .data import PreparedTrait, load_trait, locate_raw_data, raw_file_checksum
 from .memory import peak_rss_mb
 from .splits import kfold_splits, target_shadow_split
@@ -187,7 +187,11 @@ def plan_training(run: dict[str, Any], n_train: int) -> TrainingPlan:
     from .training import TrainConfig, available_engines
 
     spec = ModelSpec(
-        kind=run["model"], l1=run["l1"], n_kernels=run["n_kernels"], kernel_size=run["kernel_size"]
+        kind=run["model"],
+        l1=run["l1"],
+        n_kernels=run["n_kernels"],
+        kernel_size=run["kernel_size"],
+        dropout=run["dropout"] if run["model"] == "cnn" else 0.0,
     )
     engine = run["engine"] if run["engine"] in available_engines() else "reference"
     microbatch_size = round(1 / run["microbatch_fraction"])
@@ -241,6 +245,7 @@ def plan_training(run: dict[str, Any], n_train: int) -> TrainingPlan:
         sampling=run["sampling"],
         seed=run["seed"],
         engine=engine,
+        loss=run["loss"],
     )
     return TrainingPlan(
         spec=spec,
@@ -254,15 +259,84 @@ def plan_training(run: dict[str, Any], n_train: int) -> TrainingPlan:
 
 
 def fold_train_size(splits: StudySplits) -> int:
-    """The training-set size the accountant uses: the smallest CV training fold (worst case)."""
+    """The training-set size noise calibration uses: the smallest CV training fold."""
     return int(min(train.size for train, _ in splits.folds))
 
 
-def target_record(cv: Any, plan: TrainingPlan, dataset: PreparedTrait, splits: StudySplits) -> dict:
-    """The target stage's results record (what target.json holds)."""
+def train_target(
+    dataset: PreparedTrait, splits: StudySplits, params: dict[str, Any], *, progress: bool = False
+) -> tuple[Any, TrainingPlan, Any]:
+    """Cross-validate the run's model; with ``params["search"]``, select it first by CV.
+
+    Returns (CVResult, TrainingPlan of the trained configuration, Selection or None).
+    """
+    from .selection import select_configuration
+    from .training import cross_validate
+
+    X, y = dataset.features(), dataset.labels
+    n_train = fold_train_size(splits)
+    if not params.get("search"):
+        plan = plan_training(params, n_train=n_train)
+        return (
+            cross_validate(X, y, plan.spec, plan.config, splits.folds, progress=progress),
+            plan,
+            None,
+        )
+    selection = select_configuration(
+        X, y, splits.folds, params, lambda p: plan_training(p, n_train=n_train), progress=progress
+    )
+    return selection.cv, plan_training(selection.params, n_train=n_train), selection
+
+
+def converged_l1_row(
+    dataset: PreparedTrait, splits: StudySplits, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """No-DP Lasso with lambda > 0: the converged L1 solution on the same folds, as a reference."""
+    from .lasso_reference import converged_l1_reference
+
+    if params["model"] != "lasso" or params["l1"] <= 0 or params["dp"]:
+        return None
+    return converged_l1_reference(dataset.features(), dataset.labels, splits.folds, params["l1"])
+
+
+def trained_params(run_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the target stage actually trained (the selected ones after a search)."""
+    if not params.get("search"):
+        return params
+    record = json.loads((Path(run_dir) / "target.json").read_text())
+    return {**params, **record["selection"]["selected"]}
+
+
+def released_model_accounting(cv: Any, plan: TrainingPlan) -> dict[str, Any] | None:
+    """Epsilons that bound every fold model: each fold on its own n and the steps it took."""
+    if not plan.config.dp:
+        return None
+    sensitivity = plan.accounting["sensitivity_in_clip_units"]
+    return training_accounting(
+        [(r.n_train, r.steps) for r in cv.train_results],
+        plan.config.batch_size,
+        plan.config.epochs,
+        plan.config.noise_multiplier / sensitivity,
+    )
+
+
+def target_record(
+    cv: Any,
+    plan: TrainingPlan,
+    dataset: PreparedTrait,
+    splits: StudySplits,
+    selection: Any = None,
+    l1_reference: dict[str, Any] | None = None,
+) -> dict:
+    """The target stage's results record (what target.json holds).
+
+    ``epsilon`` bounds every fold model (each accounted on its own n and real steps, delta =
+    1/n); ``epsilon_nominal`` is the planned value (smallest fold, tf-privacy's step count).
+    """
     epoch_seconds = [s for result in cv.train_results for s in result.epoch_seconds]
     n_train = fold_train_size(splits)
     summary = cv.summary()
+    released = released_model_accounting(cv, plan)
     return {
         "n_train": n_train,
         "n_variants": dataset.n_variants,
@@ -274,12 +348,21 @@ def target_record(cv: Any, plan: TrainingPlan, dataset: PreparedTrait, splits: S
         "std_ddof": 1,
         "fold_train_accuracy": [float(a) for a in cv.train_accuracy],
         "fold_test_accuracy": [float(a) for a in cv.test_accuracy],
-        "sparsity_mean": float(np.mean(cv.sparsity)),
-        "sparsity_std": float(np.std(cv.sparsity, ddof=1)) if len(cv.sparsity) > 1 else 0.0,
+        # Fraction of penalised kernel weights that are exactly non-zero (1.0 = not sparse).
+        "nonzero_fraction_mean": float(np.mean(cv.sparsity)),
+        "nonzero_fraction_std": (
+            float(np.std(cv.sparsity, ddof=1)) if len(cv.sparsity) > 1 else 0.0
+        ),
         "noise_multiplier": plan.config.noise_multiplier if plan.config.dp else None,
-        "epsilon": plan.epsilon,
-        "delta": plan.delta,
-        "accounting": plan.accounting,
+        "epsilon": {k: _json_number(v) for k, v in released["epsilon"].items()}
+        if released
+        else plan.epsilon,
+        "epsilon_nominal": plan.epsilon,
+        "delta": released["delta"] if released else plan.delta,
+        "accounting": {**plan.accounting, "released_models": released} if released else None,
+        "params_trained": {"model": plan.spec.to_dict(), "config": plan.config.to_dict()},
+        "selection": selection.record() if selection is not None else None,
+        "converged_l1_reference": l1_reference,
         "steps": [int(r.steps) for r in cv.train_results],
         "sampling": plan.config.sampling,
         "engine": plan.config.engine,
@@ -402,6 +485,7 @@ def attack_targets(
     fold_models: list[Any],
     attack: dict[str, Any],
     *,
+    shadow_in_fraction: float = 0.5,
     seed: int = 0,
     progress: bool = True,
 ) -> AttackOutcome:
@@ -423,7 +507,9 @@ def attack_targets(
         assert_disjoint_ids,
         black_box_train_fn,
         keras_train_fn,
+        lira_decision_rule,
         lira_offline_scores,
+        lira_predictions,
         lira_statistic,
         loss_attack,
         mean_loss,
@@ -486,6 +572,7 @@ def attack_targets(
                     X[splits.shadow],
                     y[splits.shadow],
                     train_fn=recipes[kind],
+                    in_fraction=shadow_in_fraction,
                     seed=repeat_seed,
                     eval_indices=eval_idx,
                 )
@@ -508,7 +595,13 @@ def attack_targets(
                     scores=scores,
                     is_member=is_member,
                     sample_indices=eval_idx,
-                    info={"n_reference": n_reference, "online": False, "fixed_variance": True},
+                    predictions=lira_predictions(scores),
+                    info={
+                        "n_reference": n_reference,
+                        "online": False,
+                        "fixed_variance": True,
+                        "decision_rule": lira_decision_rule(),
+                    },
                 )
             result.info.update(repeat=repeat, target_fold=fold, black_box=kind == "black")
             results[name].append(result)

@@ -1,5 +1,6 @@
-"""The "fast" engine: clipped sums against explicit per-example gradients, same training as the
-reference engine, same accountant inputs, Box-Muller noise statistics, epoch plans."""
+"""The "fast" engine: clipped sums against explicit per-example gradients (dropout and the
+double-sigmoid ablation included), same training as the reference engine, same accountant
+inputs, untruncated Box-Muller noise, epoch plans."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from scipy import stats
 
 from dpmia_utils import training
 from dpmia_utils.fast_engine import FastEngine
-from dpmia_utils.models import ModelSpec, build_model
+from dpmia_utils.models import GenotypeOneHot, ModelSpec, build_model, dropout_mask, forward
 from dpmia_utils.training import (
     PAD_MULTIPLE,
     TrainConfig,
+    box_muller,
     epoch_batches,
     gaussian_noise,
+    loss_gradient,
+    per_example_loss,
     plan_epoch,
     poisson_slots,
     train_model,
@@ -26,8 +30,10 @@ from dpmia_utils.training import (
 
 LASSO = ModelSpec("lasso")
 CNN = ModelSpec("cnn", n_kernels=4, kernel_size=5)
-SPECS = [LASSO, CNN]
-IDS = ["lasso", "cnn"]
+# Dropout on, and an even kernel (Keras pads the extra zero on the right).
+CNN_DROPOUT = ModelSpec("cnn", n_kernels=3, kernel_size=4, dropout=0.5)
+SPECS = [LASSO, CNN, CNN_DROPOUT]
+IDS = ["lasso", "cnn", "cnn-dropout"]
 
 
 def genotypes(n: int, p: int, seed: int = 0) -> np.ndarray:
@@ -45,15 +51,29 @@ def model_with_random_biases(spec: ModelSpec, p: int, seed: int) -> tf.keras.Mod
     return model
 
 
-def explicit_per_example_grads(model, X, y) -> list[np.ndarray]:
-    """One GradientTape per example through the Keras model; float64, stacked per variable."""
+def bce(label, logit, loss="logits"):
+    """Binary cross-entropy written out: from the logit, or from sigmoid(logit) (the paper)."""
+    if loss == "paper-double-sigmoid":
+        logit = tf.sigmoid(logit)
+    p = tf.sigmoid(logit)
+    return -(label * tf.math.log(p) + (1.0 - label) * tf.math.log(1.0 - p))
+
+
+def explicit_per_example_grads(model, X, y, masks=None, loss="logits") -> list[np.ndarray]:
+    """One GradientTape per example through the model's layers (with its dropout mask row);
+    float64, stacked per variable."""
     rows = []
-    for xi, yi in zip(X, y, strict=True):
+    for i, (xi, yi) in enumerate(zip(X, y, strict=True)):
         with tf.GradientTape() as tape:
-            logit = model(xi[None], training=True)[0, 0]
-            loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.constant(yi), logits=logit)
-        rows.append([g.numpy().astype(np.float64) for g in tape.gradient(loss, model.variables)])
+            logit = forward(model, xi[None], None if masks is None else masks[i : i + 1])[0]
+            value = bce(tf.constant(yi), logit, loss)
+        rows.append([g.numpy().astype(np.float64) for g in tape.gradient(value, model.variables)])
     return [np.stack(parts) for parts in zip(*rows, strict=True)]
+
+
+def batch_dropout(model, b, seed=(9, 9)):
+    """The dropout mask the trainer would draw for a batch of b rows (None without dropout)."""
+    return dropout_mask(model, b, tf.constant(seed, tf.int64))
 
 
 def numpy_clipped_sum(per_example, clip, groups):
@@ -79,15 +99,20 @@ def assert_close(got, want, clip):
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 @pytest.mark.parametrize("clip_kind", ["all-clipped", "median", "none-clipped"])
 @pytest.mark.parametrize("grouping", ["per-example", "pairs", "random-slots"])
-def test_clipped_sum_equals_explicit_per_example_gradients(spec, clip_kind, grouping):
+def test_clipped_sum_equals_explicit_per_example_gradients(
+    spec, clip_kind, grouping, loss="logits", p=48
+):
     # 13 real examples padded to 16 rows; padding rows hold real-looking data that must be ignored.
-    b, real, p = 16, 13, 48
+    b, real = 16, 13
     X = genotypes(b, p, seed=1)
     y = np.random.default_rng(2).integers(0, 2, b).astype(np.float32)
     mask = np.r_[np.ones(real), np.zeros(b - real)].astype(np.float32)
     model = model_with_random_biases(spec, p, seed=3)
-    engine = FastEngine(model, spec)
-    per_example = explicit_per_example_grads(model, X[:real], y[:real])
+    engine = FastEngine(model, spec, loss=loss)
+    drop = batch_dropout(model, b)
+    assert (drop is None) == (spec.dropout == 0)
+    masks = None if drop is None else drop.numpy()[:real]
+    per_example = explicit_per_example_grads(model, X[:real], y[:real], masks, loss)
     if grouping == "per-example":
         segment_ids, num_segments = None, None
         groups = [[i] for i in range(real)]
@@ -105,7 +130,7 @@ def test_clipped_sum_equals_explicit_per_example_gradients(spec, clip_kind, grou
     clip = {"all-clipped": 1e-4, "median": float(np.median(unclipped_norms)), "none-clipped": 1e4}
     clip = clip[clip_kind]
     result = engine.clipped_grad_sum(
-        tf.constant(X), tf.constant(y), clip, segment_ids, num_segments, tf.constant(mask)
+        tf.constant(X), tf.constant(y), clip, segment_ids, num_segments, tf.constant(mask), drop
     )
     expected, norms = numpy_clipped_sum(per_example, clip, groups)
     if clip_kind == "all-clipped":
@@ -116,24 +141,58 @@ def test_clipped_sum_equals_explicit_per_example_gradients(spec, clip_kind, grou
         assert np.any(norms > clip * 1.001) and np.any(norms < clip * 0.999)
     assert_close(result.grad_sum, expected, clip)
     # Per-example logits and losses are returned for every row, padding included.
-    logits = model(X, training=True)[:, 0].numpy()
+    logits = forward(model, tf.constant(X), drop).numpy()
     np.testing.assert_allclose(result.logits.numpy(), logits, rtol=1e-5, atol=1e-6)
+    if drop is not None:  # the mask mattered: without it the logits differ
+        assert not np.allclose(forward(model, tf.constant(X)).numpy(), logits, atol=1e-3)
 
 
+@pytest.mark.parametrize("grouping", ["per-example", "random-slots"])
+def test_clipped_sum_odd_length_and_double_sigmoid_loss(grouping):
+    # Odd p: the pooling drops the last conv position, whose gradient must be zero.
+    test_clipped_sum_equals_explicit_per_example_gradients(
+        CNN_DROPOUT, "median", grouping, loss="paper-double-sigmoid", p=41
+    )
+
+
+@pytest.mark.parametrize("loss", ["logits", "paper-double-sigmoid"])
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_mean_gradient_equals_tape_gradient_of_masked_mean_loss(spec):
+def test_mean_gradient_equals_tape_gradient_of_masked_mean_loss(spec, loss):
     b, p = 16, 40
     X = genotypes(b, p, seed=5)
     y = np.random.default_rng(6).integers(0, 2, b).astype(np.float32)
     mask = np.r_[np.ones(11), np.zeros(5)].astype(np.float32)
     model = model_with_random_biases(spec, p, seed=7)
+    drop = batch_dropout(model, b)
     with tf.GradientTape() as tape:
-        logits = model(X[:11], training=True)[:, 0]
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y[:11], logits=logits))
-    expected = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
-    got = FastEngine(model, spec).mean_grad(tf.constant(X), tf.constant(y), tf.constant(mask))
+        logits = forward(model, X[:11], None if drop is None else drop[:11])
+        value = tf.reduce_mean(bce(y[:11], logits, loss))
+    expected = [g.numpy() for g in tape.gradient(value, model.trainable_variables)]
+    got = FastEngine(model, spec, loss=loss).mean_grad(
+        tf.constant(X), tf.constant(y), tf.constant(mask), drop
+    )
     for g, w in zip(got.grads, expected, strict=True):
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-5, atol=1e-7)
+
+
+def test_double_sigmoid_residual_is_the_derivative_and_about_a_quarter_as_large():
+    z = tf.constant(np.linspace(-30, 30, 6001), tf.float32)
+    for label in (0.0, 1.0):
+        y = tf.fill(z.shape, label)
+        for loss in ("logits", "paper-double-sigmoid"):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = per_example_loss(y, z, loss)
+            np.testing.assert_allclose(
+                loss_gradient(y, z, loss).numpy(), tape.gradient(value, z).numpy(), atol=1e-6
+            )
+    y = tf.constant(np.r_[np.zeros(6001), np.ones(6001)], tf.float32)
+    zz = tf.concat([z, z], axis=0)
+    correct = np.abs(loss_gradient(y, zz, "logits").numpy()).max()
+    paper = np.abs(loss_gradient(y, zz, "paper-double-sigmoid").numpy()).max()
+    # |sigmoid(s) - y| < sigmoid(1) = 0.731 for s in (0, 1), and sigmoid' <= 1/4.
+    assert correct == pytest.approx(1.0, abs=1e-6)
+    assert 0.15 < paper <= 0.25 * 0.7311 * correct + 1e-6
 
 
 def weights(model) -> list[np.ndarray]:
@@ -145,6 +204,8 @@ CONFIGS = {
     "poisson-mb2": dict(sampling="poisson", microbatch_fraction=0.5),
     "shuffle": dict(sampling="shuffle"),
     "shuffle-mb2": dict(sampling="shuffle", microbatch_fraction=0.5),
+    "poisson-paper-loss": dict(sampling="poisson", loss="paper-double-sigmoid"),
+    "non-dp": dict(sampling="poisson", dp=False),
 }
 
 
@@ -158,14 +219,18 @@ def test_fast_and_reference_training_agree_with_noise_on(spec, name):
     y = (X[:, :3].sum(axis=1) > 0).astype(int)
     spec = dataclasses.replace(spec, l1=0.01)
     config = TrainConfig(
-        learning_rate=0.1,
-        batch_size=8,
-        epochs=2,
-        dp=True,
-        l2_clip=0.3,
-        noise_multiplier=0.8,
-        seed=11,
-        **CONFIGS[name],
+        **{
+            **dict(
+                learning_rate=0.1,
+                batch_size=8,
+                epochs=2,
+                dp=True,
+                l2_clip=0.3,
+                noise_multiplier=0.8,
+                seed=11,
+            ),
+            **CONFIGS[name],
+        }
     )
     fast = train_model(X, y, spec, dataclasses.replace(config, engine="fast"))
     reference = train_model(X, y, spec, dataclasses.replace(config, engine="reference"))
@@ -192,13 +257,29 @@ def test_fast_is_registered_and_the_default():
     assert isinstance(training.make_engine("fast", model, CNN), FastEngine)
 
 
-def test_fast_engine_refuses_models_it_does_not_know():
+def authors_like(padding="same", pool_size=2, reshape=False) -> tf.keras.Model:
+    """The CNN's layers with one setting changed."""
     inputs = tf.keras.Input(shape=(32,))
-    hidden = tf.keras.layers.Reshape((32, 1))(inputs)
-    hidden = tf.keras.layers.Conv1D(4, 5, padding="same", activation="relu", name="conv")(hidden)
+    if reshape:
+        hidden = tf.keras.layers.Reshape((32, 1))(inputs)
+    else:
+        hidden = GenotypeOneHot(name="one_hot")(inputs)
+    hidden = tf.keras.layers.Conv1D(4, 5, padding=padding, activation="relu", name="conv")(hidden)
+    hidden = tf.keras.layers.AveragePooling1D(pool_size, name="pool")(hidden)
+    hidden = tf.keras.layers.Dropout(0.5, name="dropout")(hidden)
     logit = tf.keras.layers.Dense(1, name="logit")(tf.keras.layers.Flatten()(hidden))
+    return tf.keras.Model(inputs, logit)
+
+
+def test_fast_engine_refuses_models_it_does_not_know():
+    FastEngine(authors_like(), CNN)  # the model's own layers are accepted
     with pytest.raises(ValueError, match="padding"):
-        FastEngine(tf.keras.Model(inputs, logit), CNN)
+        FastEngine(authors_like(padding="valid"), CNN)
+    with pytest.raises(ValueError, match="pool_size"):
+        FastEngine(authors_like(pool_size=3), CNN)
+    with pytest.raises(ValueError, match="layers"):
+        FastEngine(authors_like(reshape=True), CNN)
+    inputs = tf.keras.Input(shape=(32,))
     extra = tf.keras.layers.Dense(3, name="extra")(inputs)
     logit = tf.keras.layers.Dense(1, name="logit")(extra)
     with pytest.raises(ValueError, match="layers"):
@@ -222,6 +303,34 @@ def test_gaussian_noise_is_standard_normal_scaled_and_keyed_by_seed():
     other = gaussian_noise(200_001, tf.constant([5, 10], tf.int64), 2.5).numpy()
     assert np.array_equal(draws, again)
     assert abs(np.corrcoef(draws, other)[0, 1]) < 4 / math.sqrt(draws.size)
+
+
+def test_box_muller_is_not_truncated_and_matches_float64():
+    # Uniforms next to 1: float64 resolves 1 - u down to 2^-52 (8.49 sigma); float32 could
+    # not go beyond 1 - 2^-23 (5.65 sigma).
+    u_radius = np.array([0.0, 1e-12, 0.3, 0.5, 0.9, 1 - 2.0**-30, 1 - 2.0**-45, 1 - 2.0**-52])
+    u_angle = np.array([0.0, 0.1, 0.25, 0.4, 0.5, 0.7, 0.0, 0.5])
+    draws = box_muller(u_radius, u_angle, 2.0).numpy()
+    assert draws.dtype == np.float32 and draws.shape == (16,)
+    radius = 2.0 * np.sqrt(-2.0 * np.log1p(-u_radius))
+    angle = 2 * np.pi * u_angle
+    expected = np.r_[radius * np.cos(angle), radius * np.sin(angle)]
+    # float32 precision: relative 2e-6, and the float32 angle's ~1e-7 rad times radius 17.
+    np.testing.assert_allclose(draws, expected, rtol=2e-6, atol=17 * 2e-7)
+    assert np.abs(draws[6]) / 2.0 > 7.0  # 1 - u = 2^-45: 7.9 sigma
+    assert np.abs(draws[7]) / 2.0 > 8.4
+
+
+def test_gaussian_noise_tail_mass_mean_and_variance_over_ten_million_draws():
+    n = 10_000_000
+    draws = gaussian_noise(n, tf.constant([17, 3], tf.int64), 1.0).numpy().astype(np.float64)
+    # P(|Z| > 4) = 6.334e-5: expected 633.4 draws, binomial s.d. 25.2; allow 4 s.d.
+    tail = 2 * stats.norm.sf(4.0)
+    expected = n * tail
+    assert abs(np.sum(np.abs(draws) > 4.0) - expected) < 4 * math.sqrt(expected * (1 - tail))
+    # Mean: s.e. 1/sqrt(n) = 3.2e-4; variance: s.e. sqrt(2/n) = 4.5e-4; allow 4 s.e.
+    assert abs(draws.mean()) < 4 / math.sqrt(n)
+    assert abs(draws.var() - 1.0) < 4 * math.sqrt(2 / n)
 
 
 @pytest.mark.parametrize("sampling", ["poisson", "shuffle"])

@@ -8,10 +8,13 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dpmia_utils.models import (
     ModelSpec,
     build_model,
+    dropout_mask,
+    forward,
     kernel_variables,
     l1_penalty,
     predict_logits,
@@ -34,16 +37,23 @@ def randomize_biases(model, seed: int = 1) -> None:
             layer.bias.assign(rng.normal(size=layer.bias.shape).astype(np.float32))
 
 
-def numpy_cnn_logits(X: np.ndarray, conv_w, conv_b, dense_w, dense_b) -> np.ndarray:
-    """Valid, stride-1 Conv1D with ReLU, flatten (time-major), dense: written out by hand."""
-    k, _, filters = conv_w.shape
+def numpy_cnn_logits(X: np.ndarray, conv_w, conv_b, dense_w, dense_b, mask=None) -> np.ndarray:
+    """The authors' CNN written out by hand: one-hot, "same" Conv1D + ReLU, mean of pairs,
+    optional dropout multiplier, flatten (time-major), dense."""
+    k, channels, filters = conv_w.shape
     n, p = X.shape
-    length = p - k + 1
-    conv = np.zeros((n, length, filters))
-    for t in range(length):
-        conv[:, t, :] = X[:, t : t + k] @ conv_w[:, 0, :] + conv_b
-    hidden = np.maximum(conv, 0).reshape(n, length * filters)
-    return hidden @ dense_w[:, 0] + dense_b[0]
+    one_hot = np.stack([X == -1, X == 1], axis=-1).astype(np.float64)  # to_categorical
+    left = (k - 1) // 2  # TensorFlow's SAME: the odd extra zero goes to the right
+    padded = np.zeros((n, p + k - 1, channels))
+    padded[:, left : left + p] = one_hot
+    conv = np.zeros((n, p, filters))
+    for t in range(p):
+        conv[:, t, :] = np.einsum("njc,jcf->nf", padded[:, t : t + k], conv_w) + conv_b
+    relu = np.maximum(conv, 0)
+    pooled = np.stack([(relu[:, 2 * s] + relu[:, 2 * s + 1]) / 2 for s in range(p // 2)], axis=1)
+    if mask is not None:
+        pooled = pooled * mask
+    return pooled.reshape(n, -1) @ dense_w[:, 0] + dense_b[0]
 
 
 def test_lasso_outputs_the_linear_logit_without_sigmoid():
@@ -61,26 +71,80 @@ def test_lasso_outputs_the_linear_logit_without_sigmoid():
     assert len(model.trainable_variables) == 2
 
 
-@pytest.mark.parametrize(("n_kernels", "kernel_size"), [(8, 5), (16, 9)])
-def test_cnn_matches_handwritten_conv_relu_flatten_dense(n_kernels, kernel_size):
-    p = 64
+@pytest.mark.parametrize(
+    ("n_kernels", "kernel_size", "p"), [(8, 5, 64), (16, 9, 64), (3, 4, 31), (2, 6, 6)]
+)
+def test_cnn_matches_handwritten_one_hot_same_conv_pool_dense(n_kernels, kernel_size, p):
+    # Odd p (the pooling drops the last position), even kernels (asymmetric padding), k == p.
     X = genotypes(20, p, seed=1)
-    model = build_model(ModelSpec("cnn", n_kernels=n_kernels, kernel_size=kernel_size), p, seed=5)
+    spec = ModelSpec("cnn", n_kernels=n_kernels, kernel_size=kernel_size, dropout=0.5)
+    model = build_model(spec, p, seed=5)
     randomize_biases(model)
     conv = model.get_layer("conv")
     dense = model.get_layer("logit")
-    assert conv.kernel.shape == (kernel_size, 1, n_kernels)
-    assert dense.kernel.shape == ((p - kernel_size + 1) * n_kernels, 1)
-    expected = numpy_cnn_logits(
-        X.astype(np.float64),
-        conv.kernel.numpy().astype(np.float64),
-        conv.bias.numpy(),
-        dense.kernel.numpy().astype(np.float64),
-        dense.bias.numpy(),
-    )
+    assert conv.kernel.shape == (kernel_size, 2, n_kernels)
+    assert dense.kernel.shape == ((p // 2) * n_kernels, 1)
+    weights = [conv.kernel, conv.bias, dense.kernel, dense.bias]
+    weights = [w.numpy().astype(np.float64) for w in weights]
+    expected = numpy_cnn_logits(X.astype(np.float64), *weights)
+    # Inference never drops: predictions are deterministic despite dropout 0.5.
+    first = predict_logits(model, X, batch_size=6)
+    np.testing.assert_allclose(first, expected, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(first, predict_logits(model, X, batch_size=6))
+    np.testing.assert_allclose(forward(model, tf.constant(X)).numpy(), expected, atol=1e-4)
+    # Training mode with an explicit mask is the same network times the mask.
+    mask = dropout_mask(model, 20, tf.constant([3, 1], tf.int64))
     np.testing.assert_allclose(
-        predict_logits(model, X, batch_size=6), expected, rtol=1e-4, atol=1e-4
+        forward(model, tf.constant(X), mask).numpy(),
+        numpy_cnn_logits(X.astype(np.float64), *weights, mask=mask.numpy()),
+        rtol=1e-4,
+        atol=1e-4,
     )
+
+
+@pytest.mark.parametrize(("kernel_size", "p"), [(5, 40), (4, 41)])
+def test_cnn_equals_the_authors_keras_sequential_with_the_same_weights(kernel_size, p):
+    # The layers of CNN-dp.py on an explicit to_categorical input (genotype -1 recoded 0).
+    X = genotypes(12, p, seed=4)
+    model = build_model(ModelSpec("cnn", n_kernels=4, kernel_size=kernel_size, dropout=0.25), p, 3)
+    randomize_biases(model)
+    authors = tf.keras.Sequential(
+        [
+            tf.keras.layers.Conv1D(
+                4, kernel_size, padding="same", activation="relu", input_shape=(p, 2)
+            ),
+            tf.keras.layers.AveragePooling1D(pool_size=2),
+            tf.keras.layers.Dropout(0.25),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(1),
+        ]
+    )
+    authors.set_weights(model.get_weights())
+    one_hot = tf.keras.utils.to_categorical(np.where(X == -1, 0, 1), num_classes=2)
+    expected = authors(one_hot, training=False).numpy()[:, 0]
+    np.testing.assert_allclose(predict_logits(model, X), expected, rtol=1e-6, atol=1e-6)
+    assert any(np.abs(expected) > 1e-3)
+
+
+def test_dropout_mask_keeps_one_minus_rate_scaled_and_differs_by_seed():
+    model = build_model(ModelSpec("cnn", n_kernels=8, kernel_size=5, dropout=0.25), 200, seed=0)
+    first = dropout_mask(model, 64, tf.constant([7, 0], tf.int64)).numpy()
+    assert first.shape == (64, 100, 8)
+    assert set(np.unique(first)) == {0.0, np.float32(1 / 0.75)}
+    # 51,200 Bernoulli(0.75) entries: s.e. of the kept fraction 0.0019; allow 4 s.e.
+    assert np.mean(first > 0) == pytest.approx(0.75, abs=4 * 0.0019)
+    again = dropout_mask(model, 64, tf.constant([7, 0], tf.int64)).numpy()
+    next_step = dropout_mask(model, 64, tf.constant([7, 1], tf.int64)).numpy()
+    assert np.array_equal(first, again)
+    # Independent masks agree on 0.75^2 + 0.25^2 = 62.5% of entries.
+    assert np.mean((first > 0) == (next_step > 0)) == pytest.approx(0.625, abs=0.01)
+    for rate in (0.5, 0.1):  # bytes, and 32-bit words for a rate that is no multiple of 2^-16
+        spec = ModelSpec("cnn", n_kernels=8, kernel_size=5, dropout=rate)
+        mask = dropout_mask(build_model(spec, 200, 0), 64, tf.constant([7, 0], tf.int64)).numpy()
+        assert np.mean(mask > 0) == pytest.approx(1 - rate, abs=4 * 0.0022)
+        assert mask.max() == np.float32(1 / (1 - rate))
+    no_dropout = build_model(ModelSpec("cnn", n_kernels=8, kernel_size=5), 200, seed=0)
+    assert dropout_mask(no_dropout, 64, tf.constant([7, 0], tf.int64)) is None
 
 
 def test_predict_proba_is_sigmoid_of_logits():
@@ -104,36 +168,41 @@ def test_same_seed_same_initial_weights_different_seed_different(kind):
     assert not np.array_equal(first[0], other[0])
 
 
-def test_sparsity_counts_nonzero_kernel_weights_only():
+def test_sparsity_counts_the_penalised_conv_kernel_of_the_cnn_only():
     model = build_model(ModelSpec("cnn", n_kernels=8, kernel_size=5), 64, seed=0)
     conv, dense = model.get_layer("conv"), model.get_layer("logit")
     conv_w = np.ones(conv.kernel.shape, np.float32)
-    conv_w[0] = 0.0  # 8 of 40 conv weights are zero
-    dense_w = np.zeros(dense.kernel.shape, np.float32)
-    dense_w[:100] = 0.5  # 100 of 480 dense weights are non-zero
-    dense_w[:10] = 1e-4
+    conv_w[0] = 0.0  # 16 of 80 conv weights are zero
+    conv_w[1, 0] = 1e-4  # 8 more are tiny
+    dense.kernel.assign(np.zeros(dense.kernel.shape, np.float32))  # unpenalised: must not count
     conv.kernel.assign(conv_w)
-    dense.kernel.assign(dense_w)
     randomize_biases(model)  # biases must not count
-    total = conv_w.size + dense_w.size
-    assert sparsity(model) == pytest.approx((32 + 100) / total)
-    assert sparsity(model, tol=1e-3) == pytest.approx((32 + 90) / total)
-    assert [k.shape for k in kernel_variables(model)] == [conv.kernel.shape, dense.kernel.shape]
+    assert sparsity(model) == pytest.approx(64 / 80)
+    assert sparsity(model, tol=1e-3) == pytest.approx(56 / 80)
+    assert [k.ref() for k in kernel_variables(model)] == [conv.kernel.ref()]
+    lasso = build_model(ModelSpec("lasso"), 64, seed=0)
+    assert [k.ref() for k in kernel_variables(lasso)] == [lasso.get_layer("logit").kernel.ref()]
 
 
-def test_l1_penalty_sums_absolute_kernel_weights_without_biases():
+def test_l1_penalty_sums_absolute_penalised_kernel_weights_without_biases():
     model = build_model(ModelSpec("cnn", n_kernels=8, kernel_size=5), 64, seed=2)
     randomize_biases(model)
-    conv, dense = model.get_layer("conv"), model.get_layer("logit")
-    expected = 0.001352 * (np.abs(conv.kernel.numpy()).sum() + np.abs(dense.kernel.numpy()).sum())
+    conv = model.get_layer("conv")
+    expected = 0.001352 * np.abs(conv.kernel.numpy()).sum()
     assert l1_penalty(model, 0.001352) == pytest.approx(expected, rel=1e-6)
     assert l1_penalty(model, 0.0) == 0.0
 
 
 def test_model_spec_round_trip_and_validation():
-    spec = ModelSpec("cnn", l1=0.001352, n_kernels=8, kernel_size=5)
+    spec = ModelSpec("cnn", l1=0.001352, n_kernels=8, kernel_size=5, dropout=0.25)
     assert ModelSpec.from_dict(spec.to_dict()) == spec
-    assert ModelSpec.from_dict({"kind": "lasso"}) == ModelSpec("lasso", 0.0, 16, 9)
+    assert spec.to_dict()["dropout"] == 0.25
+    assert ModelSpec.from_dict({"kind": "lasso"}) == ModelSpec("lasso", 0.0, 16, 9, 0.0)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout"):
+            ModelSpec("cnn", dropout=bad)
+    with pytest.raises(ValueError, match="dropout"):
+        ModelSpec("lasso", dropout=0.25)
     with pytest.raises(ValueError):
         ModelSpec("ridge")
     with pytest.raises(ValueError):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from dpmia_utils import training
-from dpmia_utils.models import ModelSpec, build_model, sparsity
+from dpmia_utils.models import ModelSpec, build_model, dropout_mask, forward, sparsity
 from dpmia_utils.training import (
     ClippedGradientEngine,
     ClippedGradSum,
@@ -262,14 +262,57 @@ def test_l1_prox_step_is_neither_clipped_nor_noised(dp):
     assert bias[0] > 0
 
 
-def test_huge_l1_zeroes_all_kernels_but_not_bias():
+def test_huge_l1_zeroes_the_conv_kernel_but_not_biases_or_the_dense_kernel():
     X, y = sparse_linear_problem(64, 64, seed=2)
     y[:48] = 1
     result = train_model(
         X, y, ModelSpec("cnn", l1=100.0, n_kernels=4, kernel_size=5), TrainConfig(epochs=1)
     )
     assert sparsity(result.model) == 0.0
+    assert np.all(result.model.get_layer("conv").kernel.numpy() == 0.0)
     assert result.model.get_layer("logit").bias.numpy()[0] != 0.0
+    # The authors penalised the conv kernel only: the dense kernel keeps its weights.
+    assert np.mean(result.model.get_layer("logit").kernel.numpy() != 0.0) > 0.9
+
+
+def first_cnn_step(spec, config, X, y):
+    """Initial weights and the gradient of the first step's mean loss, replayed by hand.
+
+    n == batch_size and shuffle sampling: the first step is the whole permuted data set; its
+    dropout mask is the one documented for (dropout seed, global step 0).
+    """
+    model = train_model(X, y, spec, dataclasses.replace(config, epochs=0)).model
+    order = shuffle_permutation(len(X), config.seed, 0)
+    seed = tf.constant([training.derive_seed(config.seed, training._SEED_DROPOUT), 0], tf.int64)
+    drop = dropout_mask(model, len(X), seed)
+    with tf.GradientTape() as tape:
+        logits = forward(model, tf.constant(X[order]), drop)
+        loss = tf.reduce_mean(
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=y[order].astype(np.float32), logits=logits
+            )
+        )
+    grads = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+    return weights(model), grads
+
+
+def test_cnn_l1_prox_thresholds_the_conv_kernel_only_and_dropout_is_applied_in_training():
+    n, p = 8, 40
+    X, y = sparse_linear_problem(n, p, seed=3)
+    spec = ModelSpec("cnn", l1=0.3, n_kernels=3, kernel_size=5, dropout=0.5)
+    config = TrainConfig(learning_rate=0.1, batch_size=n, epochs=1, sampling="shuffle", seed=4)
+    (conv_w, conv_b, dense_w, dense_b), grads = first_cnn_step(spec, config, X, y)
+    result = weights(train_model(X, y, spec, config).model)
+    lr, threshold = config.learning_rate, config.learning_rate * spec.l1
+    stepped = [w - lr * g for w, g in zip((conv_w, conv_b, dense_w, dense_b), grads, strict=True)]
+    expected = [np.sign(stepped[0]) * np.maximum(np.abs(stepped[0]) - threshold, 0), *stepped[1:]]
+    for got, want in zip(result, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert 0 < np.sum(result[0] == 0.0) < result[0].size  # the prox step bit on the conv kernel
+    assert np.all(result[2] != 0.0)  # and never on the dense kernel
+    # Without the dropout mask the same step lands elsewhere: the mask was applied.
+    no_drop = weights(train_model(X, y, dataclasses.replace(spec, dropout=0.0), config).model)
+    assert not np.allclose(no_drop[2], result[2], atol=1e-4)
 
 
 def test_sparsity_decreases_as_l1_grows():
@@ -365,16 +408,32 @@ def test_evaluate_matches_sklearn_log_loss_and_accuracy():
     assert got["accuracy"] == pytest.approx(accuracy_score(y, proba > 0.5))
 
 
-@pytest.mark.parametrize("microbatch_fraction", [1.0, 0.5])
-@pytest.mark.parametrize("dp", [True, False])
-def test_tf_privacy_optimizer_path_agrees_with_reference_without_noise(dp, microbatch_fraction):
+@pytest.mark.parametrize(
+    ("dp", "microbatch_fraction", "loss"),
+    [
+        (True, 1.0, "logits"),
+        (True, 0.5, "logits"),
+        (False, 1.0, "logits"),
+        (False, 0.5, "logits"),
+        (True, 1.0, "paper-double-sigmoid"),
+        (False, 1.0, "paper-double-sigmoid"),
+    ],
+)
+def test_tf_privacy_optimizer_path_agrees_with_reference_without_noise(
+    dp, microbatch_fraction, loss
+):
     # Both paths see the same shuffle batches; tensorflow-privacy's optimizer is an
     # independent implementation of clipping, microbatching and averaging.
     n, p = 24, 64
     X, y = sparse_linear_problem(n, p, seed=11)
     spec = ModelSpec("cnn", l1=0.05, n_kernels=4, kernel_size=5)
     config = first_step_config(
-        dp=dp, epochs=2, sampling="shuffle", microbatch_fraction=microbatch_fraction, l2_clip=0.3
+        dp=dp,
+        epochs=2,
+        sampling="shuffle",
+        microbatch_fraction=microbatch_fraction,
+        l2_clip=0.3,
+        loss=loss,
     )
     ours = train_model(X, y, spec, config)
     theirs = train_model(X, y, spec, dataclasses.replace(config, engine="tfp-keras"))
@@ -394,13 +453,16 @@ class MapFnEngine(ClippedGradientEngine):
 
     name = "map-fn"
 
-    def clipped_grad_sum(self, x, y, l2_clip, segment_ids=None, num_segments=None, mask=None):
+    def clipped_grad_sum(
+        self, x, y, l2_clip, segment_ids=None, num_segments=None, mask=None, dropout_mask=None
+    ):
         assert segment_ids is None
+        assert dropout_mask is not None  # the spec below has dropout
 
         def one(args):
-            xi, yi, real = args
+            xi, yi, real, drop = args
             with tf.GradientTape() as tape:
-                logit = self.model(xi[None], training=True)[0, 0]
+                logit = forward(self.model, xi[None], drop[None])[0]
                 loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=yi, logits=logit)
             grads = tape.gradient(loss, self.variables)
             factor = real * tf.minimum(1.0, l2_clip / tf.linalg.global_norm(grads))
@@ -411,7 +473,9 @@ class MapFnEngine(ClippedGradientEngine):
             tf.float32,
             tf.float32,
         )
-        grads, losses, logits = tf.map_fn(one, (x, y, mask), fn_output_signature=signature)
+        grads, losses, logits = tf.map_fn(
+            one, (x, y, mask, dropout_mask), fn_output_signature=signature
+        )
         return ClippedGradSum([tf.reduce_sum(g, axis=0) for g in grads], losses, logits)
 
 
@@ -420,14 +484,15 @@ def test_registered_engine_shares_the_privacy_semantics(monkeypatch):
     assert "map-fn" in training.available_engines()
     X, y = sparse_linear_problem(48, 64, seed=12)
     config = TrainConfig(epochs=2, dp=True, l2_clip=0.2, noise_multiplier=0.7, seed=5)
-    ours = train_model(X, y, CNN, config)
-    theirs = train_model(X, y, CNN, dataclasses.replace(config, engine="map-fn"))
+    spec = dataclasses.replace(CNN, dropout=0.25)
+    ours = train_model(X, y, spec, config)
+    theirs = train_model(X, y, spec, dataclasses.replace(config, engine="map-fn"))
     for a, b in zip(weights(ours.model), weights(theirs.model), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError):
         training.register_engine("reference", ReferenceEngine)
     with pytest.raises(KeyError):
-        train_model(X, y, CNN, dataclasses.replace(config, engine="nope"))
+        train_model(X, y, spec, dataclasses.replace(config, engine="nope"))
 
 
 def test_cross_validate_reports_per_fold_results_with_sample_std():
@@ -451,6 +516,11 @@ def test_cross_validate_reports_per_fold_results_with_sample_std():
 
 
 def test_config_validation():
+    config = TrainConfig(loss="paper-double-sigmoid", microbatch_fraction=0.5)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert TrainConfig().loss == "logits"
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="mse")
     assert TrainConfig(microbatch_fraction=0.5).microbatch_size == 2
     assert TrainConfig(batch_size=8, microbatch_fraction=0.25).num_microbatches == 2
     with pytest.raises(ValueError):
