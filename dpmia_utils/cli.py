@@ -20,6 +20,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             n_workers=args.workers,
             progress=not args.no_progress,
+            groups=tuple(args.group or ()),
         )
     except GridError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--results", type=Path, help="results root (default: results/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--group", action="append", help="run only this group of the profile (repeatable)"
+    )
     run.set_defaults(func=_cmd_run)
 
     book = sub.add_parser("book", help="assemble executed notebooks and build the Jupyter Book")

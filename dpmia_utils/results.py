@@ -64,6 +64,10 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
         row[f"target_{key}_mean"] = _number(target.get(f"{key}_mean"))
         row[f"target_{key}_std"] = _number(target.get(f"{key}_std"))
     row["n_train"] = target.get("n_train")
+    # What a model that learned nothing scores on held-out data: the majority-class rate.
+    counts = (target.get("dataset") or {}).get("provenance", {}).get("class_counts") or {}
+    total = sum(counts.values())
+    row["majority_class_rate"] = max(counts.values()) / total if total else math.nan
     reference = target.get("converged_l1_reference") or {}
     for key in ("test_accuracy", "nonzero_fraction"):
         row[f"converged_l1_{key}_mean"] = _number(reference.get(f"{key}_mean"))

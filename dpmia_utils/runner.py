@@ -569,9 +569,13 @@ def run_grid(
     progress: bool = True,
     kernel_name: str | None = None,
     summarize: bool = True,
+    groups: tuple[str, ...] = (),
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves.
+
+    ``groups`` (names from the profile) limits execution to those groups' runs; the summary
+    still lists every run, so the others show as missing until they are computed.
 
     A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
     raised before anything in the results store is created or changed.
@@ -588,7 +592,10 @@ def run_grid(
     version = code_version()
     planned = plan_runs(profile, store, checksum, version, force=force)
     report = GridReport(profile=profile.name, planned=planned)
-    todo = [p for p in planned if p.status != "complete"]
+    unknown = sorted(set(groups) - {r.group for r in profile.runs})
+    if unknown:
+        raise GridError(f"{profile.path.name}: no group(s) named {unknown}")
+    todo = [p for p in planned if p.status != "complete" and (not groups or p.spec.group in groups)]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
     from .estimate import cost_table, estimate_run_seconds
@@ -633,7 +640,7 @@ def run_grid(
         report.failed["01_data_prep"] = {"stage": "01_data_prep"}
     elif todo:
         bar = tqdm(
-            total=len(planned),
+            total=len(report.skipped) + len(todo),
             initial=len(report.skipped),
             disable=not progress,
             desc=f"{profile.name} runs",
