@@ -22,6 +22,13 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+#: The accountant the paper's figures used: RDP with the classic conversion over the
+#: tensorflow-privacy tutorial orders. It reproduces the paper's published epsilons.
+PAPER_ACCOUNTANT = "epsilon_rdp_classic"
+
+#: The settings that fix a DP training's privacy, in the order tables show them.
+PRIVACY_SETTINGS = ("epochs", "batch_size", "noise_multiplier", "target_epsilon")
+
 
 @dataclass(frozen=True)
 class LogFit:
@@ -200,3 +207,67 @@ def fit_curves(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def fit_log_curves_by_model(
+    dp_frame: pd.DataFrame, column: str, epsilon_column: str
+) -> dict[tuple[str, float], LogFit]:
+    """Log fit of `column` against `epsilon_column` per (model, l1) group of the DP runs.
+
+    Rows without DP, with a non-finite epsilon or a missing value are left out; so is a group
+    with too few points to fit (fewer than 3, or fewer than 2 distinct epsilons).
+    """
+    if column not in dp_frame or epsilon_column not in dp_frame:
+        return {}
+    epsilon = pd.to_numeric(dp_frame[epsilon_column], errors="coerce")
+    usable = dp_frame[dp_frame["dp"].astype(bool) & np.isfinite(epsilon) & (epsilon > 0)].dropna(
+        subset=[column]
+    )
+    fits = {}
+    for (model, l1), group in usable.groupby(["model", "l1"]):
+        try:
+            fits[(str(model), float(l1))] = fit_log_curve(group[epsilon_column], group[column])
+        except ValueError:
+            continue
+    return fits
+
+
+def pair_at_equal_privacy(
+    summary: pd.DataFrame, value_columns: list[str], missing: str = "-"
+) -> pd.DataFrame:
+    """Each lambda's values side by side, one row per model and privacy setting.
+
+    A setting is what the run asked for: without DP, nothing (all no-DP runs of a model pair
+    up, whatever epochs or batch their selection chose); with a target epsilon, that epsilon
+    with epochs and batch (the noise is derived from it); otherwise epochs, batch and noise.
+    Settings that do not apply show as `missing`. Columns are (value, lambda); runs that share
+    a setting and a lambda (e.g. seeds) are averaged; value columns the summary lacks (an
+    attack the profile did not run) are left out.
+    """
+    settings = [c for c in PRIVACY_SETTINGS if c in summary]
+    value_columns = [c for c in value_columns if c in summary]
+    frame = summary.copy()
+    frame[settings] = frame[settings].apply(pd.to_numeric, errors="coerce")
+    dp = frame["dp"].astype(bool)
+    frame.loc[~dp, settings] = np.nan
+    if "target_epsilon" in frame and "noise_multiplier" in frame:
+        frame.loc[frame["target_epsilon"].notna(), "noise_multiplier"] = np.nan
+    frame["privacy"] = np.where(dp, "DP", "no DP")
+    keys = ["model", "privacy", *settings]
+    paired = frame.groupby([*keys, "l1"], dropna=False)[value_columns].mean().unstack("l1")
+    index = paired.index.to_frame(index=False)
+    for column in settings:
+        counts = column in ("epochs", "batch_size")
+        index[column] = [
+            missing if pd.isna(v) else int(v) if counts else float(v) for v in index[column]
+        ]
+    paired.index = pd.MultiIndex.from_frame(index)
+    return paired
+
+
+def curve_table_for_display(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """The `fit_curves` table with its 95% intervals written as '[low, high]' (`digits` sig.)."""
+    shown = table.copy()
+    for column in [c for c in shown if c.endswith("_ci95")]:
+        shown[column] = shown[column].map(lambda ci: f"[{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]")
+    return shown
