@@ -168,7 +168,8 @@ def _selection_markdown(store: ProfileStore, summary: pd.DataFrame) -> str:
     """Per selected run: the winner and how close the runners-up came (mean CV accuracy)."""
     lines = []
     for _, row in summary[summary["status"] == "complete"].iterrows():
-        selection = store.load_record(str(row["run_id"]))["target"].get("selection")
+        record_path = store.run_dir(str(row["run_id"])) / "record.json"
+        selection = json.loads(record_path.read_text())["target"].get("selection")
         if not selection:
             continue
         candidates = pd.DataFrame(selection["candidates"]).sort_values("rank")
@@ -180,6 +181,24 @@ def _selection_markdown(store: ProfileStore, summary: pd.DataFrame) -> str:
             + "\n"
         )
     return "\n".join(lines)
+
+
+def publish_profile(profile: str, results_root: Path | None = None) -> Path:
+    """Copy a profile's summary and complete runs' records (no weights) into published/."""
+    source = ProfileStore.for_profile(profile, results_root)
+    if not source.summary_path.exists():
+        raise BookError(f"{source.summary_path} does not exist: run the profile first")
+    target = ProfileStore.for_profile(profile, paths.published_dir())
+    if target.root.exists():
+        shutil.rmtree(target.root)
+    target.runs_dir.mkdir(parents=True)
+    shutil.copy2(source.summary_path, target.summary_path)
+    summary = pd.read_csv(source.summary_path)
+    for rid in summary.loc[summary["status"] == "complete", "run_id"].astype(str):
+        (target.runs_dir / rid).mkdir()
+        for name in ("record.json", "params.json"):
+            shutil.copy2(source.run_dir(rid) / name, target.run_dir(rid) / name)
+    return target.root
 
 
 def write_table1_page(path: Path) -> None:

@@ -51,6 +51,18 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from .book import BookError, publish_profile
+
+    try:
+        folder = publish_profile(args.profile, args.results)
+    except BookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {args.profile} into {folder}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -94,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="build even when runs are missing, listing the gap",
     )
     book.set_defaults(func=_cmd_book)
+
+    publish = sub.add_parser(
+        "publish", help="copy a profile's summary and run records (no weights) into published/"
+    )
+    publish.add_argument("profile", help="a profile name, e.g. table1")
+    publish.add_argument("--results", type=Path, help="results root (default: results/)")
+    publish.set_defaults(func=_cmd_publish)
 
     bench = sub.add_parser("bench", help="time plain vs DP training epochs side by side")
     bench.add_argument("--samples", type=int, default=1504)
