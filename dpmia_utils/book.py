@@ -148,7 +148,52 @@ def assemble(
         )
     )
     write_table1_page(target / "table1.md")
+    write_epsilon_page(target / "epsilon_table.md")
     return rid
+
+
+#: The paper's 20 privacy settings (epochs, batch size, noise multiplier) and its n and delta.
+PAPER_PRIVACY_SETTINGS = [
+    (epochs, batch, noise)
+    for epochs in (50, 100)
+    for batch in (8, 16)
+    for noise in (0.4, 0.6, 0.8, 1.0, 1.2)
+]
+PAPER_N, PAPER_DELTA = 1504, 0.00066489
+
+
+def write_epsilon_page(path: Path) -> None:
+    """The epsilon of each of the paper's 20 settings under its accountant and the modern ones."""
+    from .accounting import epsilons_all
+
+    rows = []
+    for epochs, batch, noise in PAPER_PRIVACY_SETTINGS:
+        eps = epsilons_all(PAPER_N, batch, epochs, noise, delta=PAPER_DELTA)
+        rows.append(
+            {
+                "epochs": epochs,
+                "batch": batch,
+                "noise": noise,
+                "rdp-classic (the paper's)": eps["rdp-classic"],
+                "rdp (improved conversion)": eps["rdp"],
+                "pld": eps["pld"],
+                "pld / paper's": eps["pld"] / eps["rdp-classic"],
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("rdp-classic (the paper's)")
+    path.write_text(
+        "# The epsilon of the paper's privacy settings\n\n"
+        f"Computed by `dpmia_utils.accounting` for n = {PAPER_N}, delta = {PAPER_DELTA} and "
+        "Poisson sampling with q = batch / n over ceil(epochs * n / batch) steps, as the paper "
+        "did. The `rdp-classic` column is the paper's accountant (the classic conversion over "
+        "tensorflow-privacy's tutorial orders) and reproduces its published table to better "
+        "than 1e-6 relative; `rdp` (improved conversion) and `pld` (privacy loss "
+        "distributions) are tighter bounds for the same training, so the same models are "
+        "more private than the paper's numbers say.\n\n"
+        + table.to_markdown(index=False, floatfmt=".6g")
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 #: The profiles whose results make the Table 1 page, in the order shown.
