@@ -218,11 +218,11 @@ def _selection_markdown(store: ProfileStore, summary: pd.DataFrame) -> str:
         if not selection:
             continue
         candidates = pd.DataFrame(selection["candidates"]).sort_values("rank")
-        shown = candidates.drop(columns=["fold_test_accuracy"]).head(4)
+        shown = _readable(candidates.drop(columns=["fold_test_accuracy"]).head(4))
         lines.append(
             f"**{row['label']}**: {selection['n_candidates']} candidates, "
             f"{selection['fold_trainings']} fold trainings, {selection['seconds']:.0f} s.\n\n"
-            + shown.to_markdown(index=False, floatfmt=".4f")
+            + shown.to_markdown(index=False, disable_numparse=True)
             + "\n"
         )
     return "\n".join(lines)
@@ -244,6 +244,44 @@ def publish_profile(profile: str, results_root: Path | None = None) -> Path:
         for name in ("record.json", "params.json"):
             shutil.copy2(source.run_dir(rid) / name, target.run_dir(rid) / name)
     return target.root
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells: whole numbers as integers, lambdas and learning rates as written (0.001352),
+    other numbers to 4 decimals (tabulate would otherwise re-parse and round them)."""
+    frame = frame.copy()
+    for column in frame:
+        values = frame[column]
+        if values.dtype.kind != "f":
+            continue
+        if column in ("lambda", "learning rate", "learning_rate"):
+            frame[column] = values.map(lambda v: f"{v:g}")
+        elif values.notna().all() and (values % 1 == 0).all():
+            frame[column] = values.astype(int).astype(str)
+        else:
+            frame[column] = values.map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    return frame
+
+
+def _table1_markdown(frame: pd.DataFrame) -> str:
+    """Two tables, target models then attacks, so neither is wider than a page."""
+    if frame.empty:
+        return "No complete no-DP run yet.\n"
+    frame = _readable(frame)
+    keys = ["model", "lambda", "loss"]
+    target = [c for c in frame if c.startswith("target accuracy") or c == "paper target accuracy"]
+    attack = [c for c in frame if c not in keys + target]
+    attack = [
+        c for c in attack if c not in ("learning rate", "epochs", "batch", "non-zero weights")
+    ]
+    settings = ["learning rate", "epochs", "batch", "non-zero weights"]
+    return (
+        "**Target models** (selected settings and 5-fold accuracy)\n\n"
+        + frame[keys + settings + target].to_markdown(index=False, disable_numparse=True)
+        + "\n\n**Attacks** (mean over repeats; AUC and TPR from the attacks' scores)\n\n"
+        + frame[keys + attack].to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
 
 
 def write_table1_page(path: Path) -> None:
@@ -285,7 +323,7 @@ def write_table1_page(path: Path) -> None:
             + (f"; **{missing} run(s) missing or failed**" if missing else "")
             + ".\n"
         )
-        parts.append(frame.to_markdown(index=False, floatfmt=".4f") + "\n")
+        parts.append(_table1_markdown(frame))
         parts.append("### The selection\n")
         parts.append(_selection_markdown(store, summary))
     path.write_text("\n".join(parts), encoding="utf-8")
