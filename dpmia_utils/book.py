@@ -264,21 +264,37 @@ def _readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table1_markdown(frame: pd.DataFrame) -> str:
-    """Two tables, target models then attacks, so neither is wider than a page."""
+    """Two tables, target models then attacks, each mean ± sd with its interval, so neither is
+    much wider than a page."""
     if frame.empty:
         return "No complete no-DP run yet.\n"
-    frame = _readable(frame)
+    frame = frame.copy()
+    for stat in ("target accuracy", "attack accuracy"):
+        frame[stat] = [
+            f"{m:.4f} ± {s:.4f}" for m, s in zip(frame[stat], frame[f"{stat} std"], strict=True)
+        ]
+        frame = frame.drop(columns=f"{stat} std")
+    frame = _readable(frame).rename(
+        columns={
+            "target accuracy within paper ± 2 sd": "within paper ± 2 sd",
+            "attack accuracy within paper ± 2 sd": "attack within paper ± 2 sd",
+            "target accuracy 95% CI": "95% CI",
+            "attack accuracy 95% CI": "attack 95% CI",
+            "paper target accuracy": "paper",
+            "paper attack accuracy": "paper attack",
+            "attack accuracy": "shadow attack accuracy",
+        }
+    )
     keys = ["model", "lambda", "loss"]
-    target = [c for c in frame if c.startswith("target accuracy") or c == "paper target accuracy"]
-    attack = [c for c in frame if c not in keys + target]
-    attack = [
-        c for c in attack if c not in ("learning rate", "epochs", "batch", "non-zero weights")
-    ]
     settings = ["learning rate", "epochs", "batch", "non-zero weights"]
+    target = ["target accuracy", "95% CI", "paper", "within paper ± 2 sd"]
+    attack = [c for c in frame if c not in keys + settings + target]
     return (
-        "**Target models** (selected settings and 5-fold accuracy)\n\n"
-        + frame[keys + settings + target].to_markdown(index=False, disable_numparse=True)
-        + "\n\n**Attacks** (mean over repeats; AUC and TPR from the attacks' scores)\n\n"
+        "**Target models** (selected settings; accuracy: mean ± sd over the CV folds)\n\n"
+        + frame[[c for c in keys + settings + target if c in frame]].to_markdown(
+            index=False, disable_numparse=True
+        )
+        + "\n\n**Attacks** (mean ± sd over repeats; AUC and TPR from the attacks' scores)\n\n"
         + frame[keys + attack].to_markdown(index=False, disable_numparse=True)
         + "\n"
     )
