@@ -152,14 +152,17 @@ def assemble(
     return rid
 
 
-#: The paper's 20 privacy settings (epochs, batch size, noise multiplier) and its n and delta.
-PAPER_PRIVACY_SETTINGS = [
-    (epochs, batch, noise)
-    for epochs in (50, 100)
-    for batch in (8, 16)
-    for noise in (0.4, 0.6, 0.8, 1.0, 1.2)
-]
+#: The paper's training-set size and delta (its epsilon table's).
 PAPER_N, PAPER_DELTA = 1504, 0.00066489
+
+
+def paper_privacy_settings() -> list[tuple[int, int, float]]:
+    """The paper's (epochs, batch size, noise) settings, read from the paper profile's DP runs."""
+    from .grid import load_profile
+
+    runs = load_profile(paths.parameters_dir() / "paper.yml").runs
+    dp = {(r.params["epochs"], r.params["batch_size"], r.params["noise_multiplier"]) for r in runs}
+    return sorted(s for s in dp if s[2] is not None)
 
 
 def write_epsilon_page(path: Path) -> None:
@@ -167,7 +170,7 @@ def write_epsilon_page(path: Path) -> None:
     from .accounting import epsilons_all
 
     rows = []
-    for epochs, batch, noise in PAPER_PRIVACY_SETTINGS:
+    for epochs, batch, noise in paper_privacy_settings():
         eps = epsilons_all(PAPER_N, batch, epochs, noise, delta=PAPER_DELTA)
         rows.append(
             {

@@ -70,3 +70,13 @@ def test_publish_copies_records_and_summary_but_no_weights(tmp_path, monkeypatch
     assert folder == published / "table1"
     copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert copied == ["runs/r1/params.json", "runs/r1/record.json", "summary.csv"]
+
+
+def test_epsilon_page_lists_the_papers_twenty_settings_with_its_published_values(tmp_path):
+    page = tmp_path / "epsilon_table.md"
+    book.write_epsilon_page(page)
+    text = page.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
+    assert len(rows) == 1 + 20  # header + the paper's 20 settings
+    for published in ("2.16018", "10.0391", "15.332", "98.0023"):  # the paper's table, 6 digits
+        assert published in text
