@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import paths
 from .runner import PROFILE_STAGES, RUN_STAGES, load_complete_record
-from .store import ProfileStore, RecordError
+from .store import ProfileStore, RecordError, read_json
 
 GENERATED = "book/_generated"
 
@@ -216,8 +216,8 @@ def _selection_markdown(store: ProfileStore, summary: pd.DataFrame) -> str:
     """Per selected run: the winner and how close the runners-up came (mean CV accuracy)."""
     lines = []
     for _, row in summary[summary["status"] == "complete"].iterrows():
-        record_path = store.run_dir(str(row["run_id"])) / "record.json"
-        selection = json.loads(record_path.read_text())["target"].get("selection")
+        record = read_json(store.run_dir(str(row["run_id"])) / "record.json")
+        selection = record["target"].get("selection")
         if not selection:
             continue
         candidates = pd.DataFrame(selection["candidates"]).sort_values("rank")
@@ -303,6 +303,11 @@ def _table1_markdown(frame: pd.DataFrame) -> str:
     )
 
 
+def _shown_path(folder: Path) -> Path:
+    """A folder as the reader knows it: relative to the repository when inside it."""
+    return folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
+
+
 def write_table1_page(path: Path) -> None:
     """The Table 1 page: ours (both reproductions) beside the paper's, and the selections."""
     from .grid import load_profile
@@ -338,7 +343,7 @@ def write_table1_page(path: Path) -> None:
         )
         missing = int((summary["status"] != "complete").sum())
         parts.append(
-            f"Results from `{store.root.relative_to(paths.REPO_ROOT) if store.root.is_relative_to(paths.REPO_ROOT) else store.root}`"
+            f"Results from `{_shown_path(store.root)}`"
             + (f"; **{missing} run(s) missing or failed**" if missing else "")
             + ".\n"
         )
