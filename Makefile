@@ -12,7 +12,7 @@ PROFILE ?= quick
 WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: setup book results test test-slow lint format clean-book clean environment.yml browser-deps
+.PHONY: setup book results test test-slow lint format clean-book browser-deps
 
 setup: $(STAMP)
 

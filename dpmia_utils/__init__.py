@@ -1,8 +1,27 @@
 """dpmia_utils: membership inference against differentially private genomic models.
 
-Modules, in the order data flows: data, synthetic, splits, models, training, accounting,
-attacks, metrics, study (the protocol the notebooks call), grid, store, runner, results,
-curves, plots, book, cli.
+Modules, in the order data flows (README's "Module map" says what each one holds):
+
+Science (a run's numbers depend on these; editing them re-runs the grid)
+    constants, seeds, jsonio, paths   facts typed once, the seed scheme, atomic files, folders
+    data/        locate, sources, genotypes, phenotypes, cross, traits, cache, synthetic
+    splits       target/shadow halves, CV folds, shadow in/out
+    models       the Lasso and the authors' CNN
+    training/    config, losses, sampling, noise, dpsgd, engines/, loop, result, cv,
+                 tf_privacy, selection, lasso_reference
+    accounting/  accountants (RDP, PLD), classic (the paper's conversion), calibration
+    attacks/     scores, shadow, loss, lira, protocol (the one orchestrator)
+    metrics/     roc, empirical_epsilon, intervals, summary
+    exposure     per-individual risk and genotype outlierness
+    curves       privacy/utility fits and the turning point
+    stages/      params (the run-parameter schema), data_prep, target, attack, artifacts,
+                 resources: what each notebook calls
+
+Machinery (editing these never re-runs anything)
+    pipeline/    profiles, plan, codeversion, execute, cluster, grid, store, summary, estimate
+    publish/     tables, pages, plots, figure2, book, browser_check
+    devtools/    bench
+    cli          python -m dpmia_utils run | book | publish | bench
 """
 
 import os

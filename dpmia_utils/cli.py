@@ -1,30 +1,24 @@
-"""Command line: `python -m dpmia_utils run|book|bench ...`."""
+"""Command line: `python -m dpmia_utils run|book|publish|bench ...`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+from .constants import PAPER_TRAINING_ROWS, YEAST_VARIANTS
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """A command's options as its function's keywords (each option's dest is a keyword)."""
+    return {k: v for k, v in vars(args).items() if k not in ("command", "func")}
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .grid import GridError
-    from .runner import run_grid
+    from .pipeline.grid import run_grid
 
-    try:
-        report = run_grid(
-            args.profile,
-            results_root=args.results,
-            force=args.force,
-            dry_run=args.dry_run,
-            scheduler=args.scheduler,
-            n_workers=args.workers,
-            progress=not args.no_progress,
-            groups=tuple(args.group or ()),
-        )
-    except GridError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = run_grid(**_options(args))
     if not report.ok:
         print(
             f"{len(report.failed)} run(s) failed; see the failed/ folder of the results store",
@@ -35,38 +29,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from .book import BookError, build_book
+    from .publish.book import build_book
 
-    try:
-        result = build_book(
-            args.profile,
-            results_root=args.results,
-            strict=args.strict,
-            allow_partial=args.allow_partial,
-        )
-    except BookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"The book is at {result.index}")
+    print(f"The book is at {build_book(**_options(args)).index}")
     return 0
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .book import BookError, publish_profile
+    from .publish.book import publish_profile
 
-    try:
-        folder = publish_profile(args.profile, args.results)
-    except BookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    folder = publish_profile(**_options(args))
     print(f"published {args.profile} into {folder}")
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from .devtools.bench import main as bench_main
 
     return bench_main(args)
+
+
+def _user_errors() -> dict[type[Exception], int]:
+    """Errors a command reports as one line (no traceback), with the exit code each gives:
+    2 for a malformed profile or unreadable data, 1 for a book that cannot be built."""
+    from .publish.book import BookError
+    from .stages.params import GridError
+
+    return {GridError: 2, BookError: 1}
 
 
 def _positive_int(text: str) -> int:
@@ -76,29 +65,50 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The --results option of every command that reads or writes the results store.
+RESULTS_OPTION: dict[str, Any] = {
+    "dest": "results_root",
+    "metavar": "DIR",
+    "type": Path,
+    "help": "results root (default: results/)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the dpmia command line."""
     parser = argparse.ArgumentParser(prog="python -m dpmia_utils", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute a grid profile (resumes; skips complete runs)")
-    run.add_argument("profile", help="a profile file, e.g. parameters/quick.yml")
+    run.add_argument(
+        "profile_path", metavar="profile", help="a profile file, e.g. parameters/quick.yml"
+    )
     run.add_argument("--force", action="store_true", help="redo complete runs too")
     run.add_argument("--dry-run", action="store_true", help="list runs and estimated time only")
     run.add_argument("--scheduler", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument(
-        "--workers", type=_positive_int, default=1, help="local Dask workers (default 1)"
+        "--workers",
+        dest="n_workers",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="local Dask workers (default 1)",
     )
-    run.add_argument("--results", type=Path, help="results root (default: results/)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--results", **RESULTS_OPTION)
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     run.add_argument(
-        "--group", action="append", help="run only this group of the profile (repeatable)"
+        "--group",
+        dest="groups",
+        metavar="GROUP",
+        action="append",
+        default=[],
+        help="run only this group of the profile (repeatable)",
     )
     run.set_defaults(func=_cmd_run)
 
     book = sub.add_parser("book", help="assemble executed notebooks and build the Jupyter Book")
     book.add_argument("--profile", default="quick")
-    book.add_argument("--results", type=Path, help="results root (default: results/)")
+    book.add_argument("--results", **RESULTS_OPTION)
     book.add_argument("--strict", action="store_true", help="fail on any Sphinx warning")
     book.add_argument(
         "--allow-partial",
@@ -111,14 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", help="copy a profile's summary and run records (no weights) into published/"
     )
     publish.add_argument("profile", help="a profile name, e.g. table1")
-    publish.add_argument("--results", type=Path, help="results root (default: results/)")
+    publish.add_argument("--results", **RESULTS_OPTION)
     publish.set_defaults(func=_cmd_publish)
 
+    # The benchmark's only entry point (devtools/bench.py; its memory probes run
+    # `bench --probe MODEL TRAINER` in a fresh process).
     bench = sub.add_parser("bench", help="time plain vs DP training epochs side by side")
-    bench.add_argument("--samples", type=int, default=1504)
-    bench.add_argument("--variants", type=int, default=28220)
+    bench.add_argument("--samples", type=int, default=PAPER_TRAINING_ROWS)
+    bench.add_argument("--variants", type=int, default=YEAST_VARIANTS)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--real-data", action="store_true", help="use the yeast data slice")
+    bench.add_argument("--probe", nargs=2, metavar=("MODEL", "TRAINER"), help=argparse.SUPPRESS)
     bench.set_defaults(func=_cmd_bench)
     return parser
 
@@ -126,4 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m dpmia_utils` and the `dpmia` script."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        code = next((c for kind, c in _user_errors().items() if isinstance(exc, kind)), None)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return code

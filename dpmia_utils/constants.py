@@ -37,3 +37,16 @@ PAPER_EPSILONS: dict[tuple[int, int, float], float] = {
 
 # The attacks a run can ask for, in the order tables show them.
 ATTACK_NAMES: tuple[str, ...] = ("shadow", "loss", "lira")
+
+# Run parameters a `search` may vary (those of the authors' grids): the parameter schema
+# checks them without loading the training code.
+SEARCHABLE: tuple[str, ...] = (
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "microbatch_fraction",
+    "l2_clip",
+    "n_kernels",
+    "kernel_size",
+    "dropout",
+)

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from dpmia_utils import seeds
+
 #: The accountant the paper's figures used: RDP with the classic conversion over the
 #: tensorflow-privacy tutorial orders. It reproduces the paper's published epsilons.
 PAPER_ACCOUNTANT = "epsilon_rdp_classic"
@@ -71,12 +73,17 @@ class LogFit:
         }
 
 
-def fit_log_curve(epsilon: np.ndarray, accuracy: np.ndarray) -> LogFit:
-    """Fit accuracy = a + b ln(epsilon) by OLS; needs at least 3 points with finite epsilon."""
+def _finite_points(epsilon: np.ndarray, accuracy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points a log curve can describe: finite accuracy at a finite, positive epsilon."""
     epsilon = np.asarray(epsilon, dtype=float)
     accuracy = np.asarray(accuracy, dtype=float)
     keep = np.isfinite(epsilon) & (epsilon > 0) & np.isfinite(accuracy)
-    epsilon, accuracy = epsilon[keep], accuracy[keep]
+    return epsilon[keep], accuracy[keep]
+
+
+def fit_log_curve(epsilon: np.ndarray, accuracy: np.ndarray) -> LogFit:
+    """Fit accuracy = a + b ln(epsilon) by OLS; needs at least 3 points with finite epsilon."""
+    epsilon, accuracy = _finite_points(epsilon, accuracy)
     if epsilon.size < 3 or np.unique(epsilon).size < 2:
         raise ValueError(
             f"need at least 3 points at 2 or more distinct finite epsilons, got {epsilon.size}"
@@ -146,11 +153,8 @@ def turning_point(
     epsilon: np.ndarray, accuracy: np.ndarray, n_bootstrap: int = 1000, seed: int = 0
 ) -> TurningPoint:
     """Kneedle turning point of accuracy vs epsilon with percentile bootstrap intervals."""
-    epsilon = np.asarray(epsilon, dtype=float)
-    accuracy = np.asarray(accuracy, dtype=float)
-    keep = np.isfinite(epsilon) & (epsilon > 0) & np.isfinite(accuracy)
-    epsilon, accuracy = epsilon[keep], accuracy[keep]
-    rng = np.random.default_rng(seed)
+    epsilon, accuracy = _finite_points(epsilon, accuracy)
+    rng = seeds.generator(seed)
     fitted_boot, observed_boot = [], []
     for _ in range(n_bootstrap):
         pick = rng.integers(0, epsilon.size, epsilon.size)
@@ -175,6 +179,21 @@ def turning_point(
     )
 
 
+def _dp_runs(summary: pd.DataFrame, epsilon_column: str) -> pd.DataFrame:
+    """The runs a privacy/utility curve is fitted on: DP runs with a finite, positive epsilon."""
+    epsilon = pd.to_numeric(summary[epsilon_column], errors="coerce")
+    return summary[summary["dp"].astype(bool) & np.isfinite(epsilon) & (epsilon > 0)]
+
+
+def _fit_or_none(group: pd.DataFrame, column: str, epsilon_column: str) -> LogFit | None:
+    """The log fit of one group's `column`, or None where too few points can be fitted."""
+    data = group[[epsilon_column, column]].dropna()
+    try:
+        return fit_log_curve(data[epsilon_column], data[column])
+    except ValueError:
+        return None
+
+
 def fit_curves(
     summary: pd.DataFrame,
     metrics: tuple[str, ...],
@@ -182,18 +201,18 @@ def fit_curves(
     by: tuple[str, ...] = ("model", "l1"),
     n_bootstrap: int = 500,
 ) -> pd.DataFrame:
-    """Fit a log curve per (model, l1) group and metric over the DP runs of a summary table."""
+    """Fit a log curve per (model, l1) group and metric over the DP runs of a summary table.
+
+    The rows and the fitting rule are those of :func:`fit_log_curves_by_model`; each fit also
+    gets its turning point (:func:`turning_point`).
+    """
     rows = []
-    dp = summary[summary["dp"].astype(bool) & np.isfinite(summary[epsilon_column])]
-    for keys, group in dp.groupby(list(by)):
+    for keys, group in _dp_runs(summary, epsilon_column).groupby(list(by)):
         for metric in metrics:
-            if metric not in group or group[metric].notna().sum() < 3:
+            fit = _fit_or_none(group, metric, epsilon_column) if metric in group else None
+            if fit is None:
                 continue
             data = group[[epsilon_column, metric]].dropna()
-            try:
-                fit = fit_log_curve(data[epsilon_column], data[metric])
-            except ValueError:
-                continue
             knee = turning_point(data[epsilon_column], data[metric], n_bootstrap=n_bootstrap)
             rows.append(
                 {
@@ -219,16 +238,11 @@ def fit_log_curves_by_model(
     """
     if column not in dp_frame or epsilon_column not in dp_frame:
         return {}
-    epsilon = pd.to_numeric(dp_frame[epsilon_column], errors="coerce")
-    usable = dp_frame[dp_frame["dp"].astype(bool) & np.isfinite(epsilon) & (epsilon > 0)].dropna(
-        subset=[column]
-    )
     fits = {}
-    for (model, l1), group in usable.groupby(["model", "l1"]):
-        try:
-            fits[(str(model), float(l1))] = fit_log_curve(group[epsilon_column], group[column])
-        except ValueError:
-            continue
+    for (model, l1), group in _dp_runs(dp_frame, epsilon_column).groupby(["model", "l1"]):
+        fit = _fit_or_none(group, column, epsilon_column)
+        if fit is not None:
+            fits[(str(model), float(l1))] = fit
     return fits
 
 

@@ -9,10 +9,10 @@ CNN's conv kernel only (the authors regularised the conv kernel, not the dense l
 :func:`kernel_variables` returns exactly the penalised kernels.
 
 Both models output ONE LOGIT per example; there is no sigmoid in the graph (the paper's code
-applied a from-logits loss to a sigmoid output; :mod:`dpmia_utils.training` offers that only
-as a labelled ablation). The L1 penalty is not a Keras regularizer: it is data-independent,
+applied a from-logits loss to a sigmoid output; :mod:`dpmia_utils.training.losses` offers that
+only as a labelled ablation). The L1 penalty is not a Keras regularizer: it is data-independent,
 so the trainer applies it as a proximal (soft-thresholding) step after the possibly noisy
-gradient step (see :mod:`dpmia_utils.training`). ``l1_penalty`` exists to report the
+gradient step (see :mod:`dpmia_utils.training.dpsgd`). ``l1_penalty`` exists to report the
 penalised objective.
 
 Dropout: the Keras model keeps a ``Dropout`` layer, so ``model(x, training=False)`` (and
@@ -34,11 +34,16 @@ from typing import Any, Literal
 import numpy as np
 import tensorflow as tf
 
+from dpmia_utils import seeds
+
 ModelKind = Literal["lasso", "cnn"]
 MODEL_KINDS: tuple[str, ...] = ("lasso", "cnn")
 
 #: Environment variable that sets TensorFlow's intra/inter-op thread counts at import.
 THREADS_ENV_VAR = "DPMIA_TF_THREADS"
+
+#: The seed tag of the layer initialisers' stream (:func:`dpmia_utils.seeds.derive_many`).
+_SEED_LAYERS = 0x6D6F64
 
 
 def configure_threads_from_env() -> int | None:
@@ -103,12 +108,6 @@ class ModelSpec:
         )
 
 
-def _layer_seeds(seed: int, count: int) -> list[int]:
-    """Independent 31-bit seeds for each layer's initializer, derived from one model seed."""
-    state = np.random.SeedSequence([int(seed), 0x6D6F64]).generate_state(count)
-    return [int(s & 0x7FFFFFFF) for s in state]
-
-
 @tf.keras.utils.register_keras_serializable(package="dpmia")
 class GenotypeOneHot(tf.keras.layers.Layer):
     """+-1 genotypes (b, p) -> one-hot (b, p, 2): ``[(1 - x) / 2, (1 + x) / 2]`` per position.
@@ -126,11 +125,21 @@ class GenotypeOneHot(tf.keras.layers.Layer):
 CNN_LAYER_NAMES: tuple[str, ...] = ("one_hot", "conv", "pool", "dropout", "flatten", "logit")
 
 
+def _logit_layer(seed: int) -> tf.keras.layers.Dense:
+    """The final dense unit (one logit), Glorot-uniform kernel fixed by ``seed``, zero bias."""
+    return tf.keras.layers.Dense(
+        1,
+        kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
+        bias_initializer="zeros",
+        name="logit",
+    )
+
+
 def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
     """Build the target model (one logit per example) with initial weights fixed by ``seed``.
 
     CNN: one-hot (2 channels) -> Conv1D("same", ReLU) -> AveragePooling1D(2) -> Dropout ->
-    Flatten -> Dense(1), as the authors' code. :mod:`dpmia_utils.fast_engine` computes
+    Flatten -> Dense(1), as the authors' code. :mod:`dpmia_utils.training.engines.fast` computes
     gradients of this architecture by hand: it finds the layers by their names
     (:data:`CNN_LAYER_NAMES`) and checks their settings.
     """
@@ -138,19 +147,14 @@ def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
         raise ValueError("n_features must be positive")
     inputs = tf.keras.Input(shape=(n_features,), dtype=tf.float32, name="genotypes")
     if spec.kind == "lasso":
-        (dense_seed,) = _layer_seeds(seed, 1)
-        logit = tf.keras.layers.Dense(
-            1,
-            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=dense_seed),
-            bias_initializer="zeros",
-            name="logit",
-        )(inputs)
+        (dense_seed,) = seeds.derive_many(seed, 1, _SEED_LAYERS)
+        logit = _logit_layer(dense_seed)(inputs)
     else:
         if spec.kernel_size > n_features:
             raise ValueError("kernel_size is larger than the number of features")
         if n_features < 2:
             raise ValueError("the CNN pools pairs of positions: it needs at least 2 features")
-        conv_seed, dense_seed = _layer_seeds(seed, 2)
+        conv_seed, dense_seed = seeds.derive_many(seed, 2, _SEED_LAYERS)
         hidden = GenotypeOneHot(name="one_hot")(inputs)
         hidden = tf.keras.layers.Conv1D(
             spec.n_kernels,
@@ -165,12 +169,7 @@ def build_model(spec: ModelSpec, n_features: int, seed: int) -> tf.keras.Model:
         hidden = tf.keras.layers.AveragePooling1D(pool_size=2, name="pool")(hidden)
         hidden = tf.keras.layers.Dropout(spec.dropout, name="dropout")(hidden)
         hidden = tf.keras.layers.Flatten(name="flatten")(hidden)
-        logit = tf.keras.layers.Dense(
-            1,
-            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=dense_seed),
-            bias_initializer="zeros",
-            name="logit",
-        )(hidden)
+        logit = _logit_layer(dense_seed)(hidden)
     return tf.keras.Model(inputs=inputs, outputs=logit, name=f"{spec.kind}_target")
 
 

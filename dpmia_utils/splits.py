@@ -12,15 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-#: Offsets that give each kind of split its own random stream for one user-facing seed.
+from dpmia_utils import seeds
+
+#: Seed-stream tags that give each kind of split its own random stream for one user-facing seed.
 _STREAM_TARGET_SHADOW = 0
 _STREAM_SHADOW_IN_OUT = 1
 _STREAM_FOLDS = 2
 _STREAM_MEMBERSHIP = 3
-
-
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def target_shadow_split(
     _validate_fraction("target_fraction", target_fraction)
     if n < 2:
         raise ValueError(f"need at least 2 individuals to split, got n={n}")
-    rng = _rng(seed, _STREAM_TARGET_SHADOW)
+    rng = seeds.generator(seed, _STREAM_TARGET_SHADOW)
     if labels is None:
         order = rng.permutation(n)
         n_target = int(round(n * target_fraction))
@@ -81,7 +79,7 @@ def shadow_in_out_split(shadow: np.ndarray, seed: int = 0, in_fraction: float = 
     """
     _validate_fraction("in_fraction", in_fraction)
     shadow = np.asarray(shadow)
-    order = shadow[_rng(seed, _STREAM_SHADOW_IN_OUT).permutation(shadow.size)]
+    order = shadow[seeds.generator(seed, _STREAM_SHADOW_IN_OUT).permutation(shadow.size)]
     n_in = int(round(shadow.size * in_fraction))
     if n_in == 0 or n_in == shadow.size:
         raise ValueError(
@@ -99,7 +97,7 @@ def kfold_splits(
         raise ValueError(
             f"k must be between 2 and the number of individuals ({indices.size}), got {k}"
         )
-    random_state = int(_rng(seed, _STREAM_FOLDS).integers(2**31 - 1))
+    random_state = int(seeds.generator(seed, _STREAM_FOLDS).integers(2**31 - 1))
     if labels is None:
         splitter = KFold(n_splits=k, shuffle=True, random_state=random_state)
         pairs = splitter.split(indices)
@@ -123,7 +121,7 @@ def balanced_membership_sample(
     size = largest if size is None else size
     if not 0 < size <= largest:
         raise ValueError(f"size must be in 1..{largest} (the smaller side), got {size}")
-    rng = _rng(seed, _STREAM_MEMBERSHIP)
+    rng = seeds.generator(seed, _STREAM_MEMBERSHIP)
     return (
         np.sort(rng.choice(members, size=size, replace=False)),
         np.sort(rng.choice(non_members, size=size, replace=False)),

@@ -89,7 +89,7 @@ def dask_scheduler(isolated_store):
 @pytest.fixture(scope="session")
 def smoke_grid(isolated_store, dask_scheduler):
     """The smoke profile executed once, end to end, through the runner on a real Dask cluster."""
-    from dpmia_utils.runner import run_grid
+    from dpmia_utils.pipeline.grid import run_grid
 
     report = run_grid(
         REPO / "parameters" / "smoke.yml",

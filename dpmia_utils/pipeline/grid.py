@@ -1,0 +1,192 @@
+"""Run a grid profile: plan it against the store, execute what is missing, summarise.
+
+`run_grid` checks the profile and its data before touching the results store, expands the
+profile into runs named by `profiles.run_id`, skips runs already complete in the store
+(resume), executes the rest on Dask (cluster.py; a LocalCluster by default, or an existing
+scheduler), records failures with their cell and exception while the rest go on, and finally
+writes the summary table and executes the once-per-profile notebooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..jsonio import atomic_write_json
+from ..stages.params import GridError
+from .cluster import run_tasks
+from .codeversion import code_version, package_versions
+from .estimate import cost_table, estimate_run_seconds
+from .execute import RunTask, run_profile_stage
+from .plan import PlannedRun, check_profile_data, plan_runs
+from .profiles import Profile, load_profile
+from .store import ProfileStore
+from .summary import write_summary
+
+
+@dataclass
+class GridReport:
+    """What a call of `run_grid` did."""
+
+    profile: str
+    planned: list[PlannedRun]
+    executed: list[str] = field(default_factory=list)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # complete-looking runs that did not validate
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def run_grid(
+    profile_path: str | Path,
+    *,
+    results_root: Path | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    scheduler: str | None = None,
+    n_workers: int = 1,
+    progress: bool = True,
+    kernel_name: str | None = None,
+    summarize: bool = True,
+    groups: Sequence[str] = (),
+    out: Callable[[str], None] = print,
+) -> GridReport:
+    """Execute every incomplete run of a profile, then summarise and fit curves.
+
+    ``groups`` (names from the profile) limits execution to those groups' runs; the summary
+    still lists every run, so the others show as missing until they are computed.
+
+    A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
+    raised before anything in the results store is created or changed.
+    """
+    from tqdm import tqdm
+
+    started = time.time()
+    try:
+        profile = load_profile(profile_path)
+    except GridError as exc:  # one line on the command line, even for a YAML parser's message
+        raise GridError(" ".join(str(exc).split())) from None
+    store = ProfileStore.for_profile(profile.name, results_root)
+    checksum = check_profile_data(profile, load=not dry_run)
+    version = code_version()
+    planned = plan_runs(profile, store, checksum, version, force=force)
+    report = GridReport(profile=profile.name, planned=planned)
+    unknown = sorted(set(groups) - {r.group for r in profile.runs})
+    if unknown:
+        raise GridError(f"{profile.path.name}: no group(s) named {unknown}")
+    todo = [p for p in planned if p.status != "complete" and (not groups or p.spec.group in groups)]
+    report.skipped = [p.run_id for p in planned if p.status == "complete"]
+
+    costs = cost_table(store)
+    if dry_run:
+        _print_plan(profile, planned, len(todo), costs, n_workers, out)
+        return report
+
+    # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
+    # instead of leaving one worker idle behind a late long run.
+    todo.sort(key=lambda p: -estimate_run_seconds(p.spec.params, profile.blocks, costs))
+    store.runs_dir.mkdir(parents=True, exist_ok=True)
+    store.clean_stale_partials()
+    for p in todo:
+        if p.status == "invalid":
+            out(f"redoing {p.run_id} ({p.spec.label}): {p.reason}")
+            report.invalid.append(p.run_id)
+            store.discard(p.run_id)
+    shared = profile.shared_parameters()
+    provenance = {
+        "data_checksum": checksum,
+        "code_version": version,
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+    }
+
+    stage_ok = run_profile_stage(
+        "01_data_prep", profile, store, kernel_name, out, checksum, {"data_checksum": checksum}
+    )
+    if not stage_ok:
+        report.failed["01_data_prep"] = {"stage": "01_data_prep"}
+    elif todo:
+        bar = tqdm(
+            total=len(report.skipped) + len(todo),
+            initial=len(report.skipped),
+            disable=not progress,
+            desc=f"{profile.name} runs",
+            unit="run",
+        )
+
+        def on_done(result: dict[str, Any]) -> None:
+            bar.update(1)
+            rid = result["run_id"]
+            if result.get("lost") and store.is_complete(rid):
+                result = {"run_id": rid, "ok": True}  # it published before the worker died
+            if result.get("ok"):
+                report.executed.append(rid)
+                return
+            if result.get("lost"):  # the worker could not record its own failure
+                atomic_write_json(store.failure_path(rid), result)
+            report.failed[rid] = result
+            where = f"{result['stage']}" if result.get("stage") else "a worker that died"
+            cell = f" cell {result['cell_index']}" if "cell_index" in result else ""
+            bar.write(
+                f"run {rid} ({result.get('label')}) failed in {where}{cell}: "
+                f"{result.get('exception')}: {result.get('message', '')[:300]}"
+            )
+
+        run_tasks(
+            todo,
+            lambda p: (
+                RunTask(p.spec, p.run_id, shared, str(store.root), provenance, kernel_name, force),
+            ),
+            scheduler,
+            n_workers,
+            on_done,
+        )
+        bar.close()
+
+    if summarize and stage_ok:
+        # Planned again: what is complete now, by the same rules that decided what to run.
+        write_summary(profile, store, plan_runs(profile, store, checksum, version))
+        summary_digest = hashlib.sha256(store.summary_path.read_bytes()).hexdigest()
+        stamp = {"data_checksum": checksum, "summary_sha256": summary_digest}
+        if not run_profile_stage(
+            "04_curve_fitting", profile, store, kernel_name, out, summary_digest, stamp
+        ):
+            report.failed["04_curve_fitting"] = {"stage": "04_curve_fitting"}
+    report.seconds = time.time() - started
+    out(
+        f"{profile.name}: {len(report.executed)} executed, {len(report.skipped)} already "
+        f"complete, {len(report.failed)} failed, in {report.seconds / 60:.1f} min; "
+        f"results in {store.root}"
+    )
+    return report
+
+
+def _print_plan(
+    profile: Profile,
+    planned: list[PlannedRun],
+    n_todo: int,
+    costs: dict[tuple[str, bool], float],
+    n_workers: int,
+    out: Callable[[str], None],
+) -> None:
+    """`run --dry-run`: every run with its state and estimated time, and the total to execute."""
+    total = 0.0
+    out(f"profile {profile.name}: {len(planned)} runs, {n_todo} to execute")
+    for p in planned:
+        seconds = estimate_run_seconds(p.spec.params, profile.blocks, costs)
+        total += seconds if p.status != "complete" else 0.0
+        note = f" ({p.reason})" if p.reason else ""
+        out(f"  {p.run_id}  {p.status:8s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
+    out(
+        f"estimated time for the {n_todo} runs to execute: {total / 3600:.2f} h "
+        f"on this machine ({n_workers} worker(s); estimate from measured per-epoch costs)"
+    )

@@ -1,0 +1,218 @@
+"""Assemble the executed notebooks of one profile into book/_generated and build the book.
+
+The book never re-trains: it renders notebooks that papermill already executed. A grid with
+missing or failed runs does not build silently: `build_book` refuses unless the caller allows
+a partial grid, and then the results notebook lists the gap.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
+from ..pipeline.plan import load_complete_record
+from ..pipeline.store import ProfileStore, RecordError
+from .pages import write_epsilon_page, write_table1_page
+
+GENERATED = "book/_generated"
+
+
+class BookError(RuntimeError):
+    """The book cannot be assembled or built; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where the HTML went and what was assembled."""
+
+    html_dir: Path
+    index: Path
+    representative_run: str
+
+
+def representative_run(store: ProfileStore) -> str:
+    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present.
+
+    Only runs of the current summary count: the store may still hold runs that an earlier
+    code version or data file produced.
+    """
+    candidates = list(store.complete_run_ids())
+    if store.summary_path.exists():
+        summary = pd.read_csv(store.summary_path)
+        current = set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
+        candidates = [rid for rid in candidates if rid in current]
+    records = []
+    for rid in candidates:
+        try:
+            records.append(load_complete_record(store, rid))
+        except RecordError:
+            continue
+    if not records:
+        raise BookError(f"no complete runs in {store.root}: run `python -m dpmia_utils run` first")
+
+    def preference(record: dict) -> tuple:
+        p = record["params"]
+        return (p["dp"], p["model"] != "lasso", p["l1"] == 0, record["run_id"])
+
+    return min(records, key=preference)["run_id"]
+
+
+def missing_runs(store: ProfileStore) -> pd.DataFrame:
+    """Rows of the summary whose run is not complete (failed, never run, or no longer valid).
+
+    A run the summary calls complete is checked again: its folder may have been damaged
+    since the summary was written, and the book must not present it.
+    """
+    if not store.summary_path.exists():
+        raise BookError(f"{store.summary_path} does not exist: the grid has not been summarised")
+    summary = pd.read_csv(store.summary_path)
+    complete = summary["status"] == "complete"
+    for index in summary.index[complete]:
+        try:
+            load_complete_record(store, str(summary.at[index, "run_id"]))
+        except RecordError:
+            summary.at[index, "status"] = "invalid"
+    return summary[summary["status"] != "complete"]
+
+
+def _gap_markdown(gap: pd.DataFrame) -> str:
+    """A markdown table of the runs missing from the book's results."""
+    lines = ["| run | configuration | status |", "| --- | --- | --- |"]
+    for _, row in gap.iterrows():
+        lines.append(f"| `{row['run_id']}` | {row.get('label', '')} | {row['status']} |")
+    return "\n".join(lines) + "\n"
+
+
+#: Tags that Jupyter Book reads: the notebook's default parameters mean nothing to a reader
+#: (papermill overrode them), while the injected values are the run's provenance, one click away.
+BOOK_CELL_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-input"}
+
+
+def copy_for_book(source: Path, destination: Path) -> None:
+    """Copy an executed notebook, tagging its parameter cells for display (outputs untouched)."""
+    notebook = json.loads(source.read_text(encoding="utf-8"))
+    for cell in notebook.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        for tag, display in BOOK_CELL_TAGS.items():
+            if tag in tags and display not in tags:
+                tags.append(display)
+    destination.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def assemble(
+    profile: str,
+    results_root: Path | None = None,
+    allow_partial: bool = False,
+    book_root: Path = paths.REPO_ROOT,
+) -> str:
+    """Copy the profile's executed notebooks into book/_generated; return the run shown."""
+    store = ProfileStore.for_profile(profile, results_root)
+    gap = missing_runs(store)
+    if len(gap) and not allow_partial:
+        labels = ", ".join(gap["label"].astype(str).head(5))
+        raise BookError(
+            f"{len(gap)} run(s) of profile '{profile}' are missing or failed ({labels}...): "
+            "rerun `python -m dpmia_utils run` or pass --allow-partial to show the gap in the book"
+        )
+    rid = representative_run(store)
+    target = book_root / GENERATED
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for stage in PROFILE_STAGES:
+        source = store.stages_dir / f"{stage}.ipynb"
+        if not source.exists():
+            raise BookError(f"{source} is missing: the profile stage '{stage}' did not complete")
+        copy_for_book(source, target / source.name)
+    for stage, _ in RUN_STAGES:
+        copy_for_book(store.run_dir(rid) / f"{stage}.ipynb", target / f"{stage}.ipynb")
+    record = store.load_record(rid)
+    (target / "profile.md").write_text(
+        f"```{{note}}\nThese results come from the **{profile}** profile "
+        f"(`parameters/{profile}.yml`). The stage notebooks shown are run `{rid}` "
+        f"({record['params']['model']}, lambda={record['params']['l1']:g}, "
+        f"{'DP' if record['params']['dp'] else 'no DP'}).\n"
+        + (f"{len(gap)} run(s) of this profile are missing or failed.\n" if len(gap) else "")
+        + "```\n"
+        + (
+            "\n**Runs missing from these results** (the figures and tables omit them):\n\n"
+            + _gap_markdown(gap)
+            if len(gap)
+            else ""
+        )
+    )
+    write_table1_page(target / "table1.md")
+    write_epsilon_page(target / "epsilon_table.md")
+    return rid
+
+
+def publish_profile(profile: str, results_root: Path | None = None) -> Path:
+    """Copy a profile's summary and complete runs' records (no weights) into published/."""
+    source = ProfileStore.for_profile(profile, results_root)
+    if not source.summary_path.exists():
+        raise BookError(f"{source.summary_path} does not exist: run the profile first")
+    target = ProfileStore.for_profile(profile, paths.published_dir())
+    if target.root.exists():
+        shutil.rmtree(target.root)
+    target.runs_dir.mkdir(parents=True)
+    shutil.copy2(source.summary_path, target.summary_path)
+    summary = pd.read_csv(source.summary_path)
+    for rid in summary.loc[summary["status"] == "complete", "run_id"].astype(str):
+        (target.runs_dir / rid).mkdir()
+        for name in ("record.json", "params.json"):
+            shutil.copy2(source.run_dir(rid) / name, target.run_dir(rid) / name)
+    return target.root
+
+
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
+
+
+def copy_book_sources(book_root: Path) -> None:
+    """Copy the book's sources to another root, so a build there leaves _build/ here alone."""
+    book_root.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("_generated", "__pycache__", ".ipynb_checkpoints")
+    for name in BOOK_SOURCES:
+        source, target = paths.REPO_ROOT / name, book_root / name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy2(source, target)
+
+
+def build_book(
+    profile: str = "quick",
+    *,
+    results_root: Path | None = None,
+    strict: bool = False,
+    allow_partial: bool = False,
+    book_root: Path | None = None,
+) -> BuildResult:
+    """Assemble and build the HTML book; strict mode turns every Sphinx warning into an error.
+
+    `book_root` builds a copy of the book elsewhere (the tests do), leaving the repository's
+    own `_build/` untouched.
+    """
+    if book_root is None:
+        book_root = paths.REPO_ROOT
+    elif Path(book_root).resolve() != paths.REPO_ROOT:
+        copy_book_sources(Path(book_root))
+    rid = assemble(profile, results_root, allow_partial, Path(book_root))
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root)]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise BookError(
+            "jupyter-book build failed:\n" + (completed.stdout[-4000:] + completed.stderr[-4000:])
+        )
+    html = Path(book_root) / "_build" / "html"
+    return BuildResult(html_dir=html, index=html / "index.html", representative_run=rid)
