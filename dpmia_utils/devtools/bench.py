@@ -355,7 +355,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"\npaper profile: {runs} runs; estimated {hours:.1f} h with engine 'fast' "
         f"({keras_hours:.1f} h at the Keras / tensorflow-privacy costs measured above); "
-        "estimate = per run 30 s + models_per_run x epochs x seconds/epoch (single worker)"
+        "estimate = per run 30 s + (CV and search epochs x fold rows + attack-model epochs x attack rows) x seconds per epoch-row (single worker)"
     )
     print(f"benchmark wall time: {time.perf_counter() - started:.0f} s")
     return 0

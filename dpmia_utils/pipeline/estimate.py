@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -21,28 +22,52 @@ DEFAULT_SECONDS_PER_EPOCH: dict[tuple[str, bool], float] = {
 REFERENCE_CELLS = PAPER_TRAINING_ROWS * YEAST_VARIANTS
 #: Kernel start-up, TensorFlow import and data loading for the two stage notebooks.
 OVERHEAD_SECONDS = 30.0
+#: The as-coded trait's minority class (1_Diamide_1 > 0): balancing keeps twice this many.
+DIAMIDE_MINORITY = 1881
 
 
-def models_per_run(blocks: dict[str, dict[str, Any]]) -> int:
-    """How many models one run trains: CV folds, shadow models and LiRA reference models."""
+def target_model_epochs(params: dict[str, Any], folds: int) -> int:
+    """Epochs of training the target stage runs: CV folds, times the search's trainings.
+
+    A search trains each combination of its non-epoch values once per fold, for the longest of
+    its epochs (shorter candidates are read off the same trajectory, as
+    training.selection does), unless the run's noise depends on its epochs (a target epsilon).
+    """
+    search = params.get("search") or {}
+    epochs = search.get("epochs", [params["epochs"]])
+    shared = not (params["dp"] and params.get("target_epsilon") is not None)
+    combinations = math.prod(len(v) for k, v in search.items() if k != "epochs" or not shared)
+    per_combination = max(epochs) if shared else sum(epochs) / len(epochs)
+    return int(folds * combinations * per_combination)
+
+
+def attack_model_epochs(params: dict[str, Any], blocks: dict[str, dict[str, Any]]) -> int:
+    """Epochs of the attack stage's models (shadow and LiRA reference), at the run's epochs."""
     attack = blocks["attack"]
-    n = blocks["split"]["folds"]
-    if "shadow" in attack["attacks"]:
-        n += attack["repeats"]
-    if "lira" in attack["attacks"]:
-        n += attack["reference_models"]
-    return n
+    models = attack["repeats"] * ("shadow" in attack["attacks"])
+    models += attack["reference_models"] * ("lira" in attack["attacks"])
+    return models * params["epochs"]
 
 
-def _data_cells(blocks: dict[str, dict[str, Any]]) -> float:
-    data = blocks["data"]
+def _rows(blocks: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
+    """(rows of a CV training fold, rows of an attack model, variants)."""
+    data, split = blocks["data"], blocks["split"]
     if data["source"] == "synthetic":
         n, p = data["synthetic_samples"], data["synthetic_variants"]
     else:
         n = data["max_samples"] or YEAST_SEGREGANTS_MEASURED
         p = data["max_variants"] or YEAST_VARIANTS
-    n_train = n * blocks["split"]["target_fraction"] * (1 - 1 / blocks["split"]["folds"])
-    return n_train * p
+        if data.get("balance"):
+            # The as-coded data: the minority class twice (1,881 x 2 for Diamide at > 0).
+            n = min(n, 2 * DIAMIDE_MINORITY)
+    target = n * split["target_fraction"]
+    # Shadow and LiRA reference models train on half of the adversary's (shadow) half.
+    return target * (1 - 1 / split["folds"]), (n - target) * split["shadow_in_fraction"], p
+
+
+def _data_cells(blocks: dict[str, dict[str, Any]]) -> float:
+    fold_rows, _, p = _rows(blocks)
+    return fold_rows * p
 
 
 def measured_seconds_per_epoch(store: ProfileStore) -> dict[tuple[str, bool], float]:
@@ -74,10 +99,14 @@ def estimate_run_seconds(
     blocks: dict[str, dict[str, Any]],
     costs: dict[tuple[str, bool], float] = DEFAULT_SECONDS_PER_EPOCH,
 ) -> float:
-    """Estimated wall time of one run in seconds."""
-    per_epoch = costs[(params["model"], bool(params["dp"]))] * _data_cells(blocks) / REFERENCE_CELLS
+    """Estimated wall time of one run in seconds: the target stage (CV, and its search if any)
+    and the attack stage's models, at per-epoch costs scaled by rows x variants."""
+    fold_rows, attack_rows, p = _rows(blocks)
+    per_cell = costs[(params["model"], bool(params["dp"]))] / REFERENCE_CELLS
     if params["model"] == "cnn":
         # Cost grows less than linearly with kernel area: 8 kernels of 5 (28% of the area of
         # 16 of 9) measured at 55-72% of the time.
-        per_epoch *= 0.5 + 0.5 * params["n_kernels"] * params["kernel_size"] / (16 * 9)
-    return OVERHEAD_SECONDS + models_per_run(blocks) * params["epochs"] * per_epoch
+        per_cell *= 0.5 + 0.5 * params["n_kernels"] * params["kernel_size"] / (16 * 9)
+    target = target_model_epochs(params, blocks["split"]["folds"]) * fold_rows * p
+    attack = attack_model_epochs(params, blocks) * attack_rows * p
+    return OVERHEAD_SECONDS + (target + attack) * per_cell

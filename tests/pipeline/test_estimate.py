@@ -2,22 +2,35 @@
 
 import pytest
 
-from dpmia_utils.constants import PAPER_TRAINING_ROWS, YEAST_SEGREGANTS_MEASURED
+from dpmia_utils.constants import PAPER_TRAINING_ROWS
 from dpmia_utils.paths import parameters_dir
 from dpmia_utils.pipeline.estimate import (
     DEFAULT_SECONDS_PER_EPOCH,
     OVERHEAD_SECONDS,
+    attack_model_epochs,
     estimate_run_seconds,
-    models_per_run,
+    target_model_epochs,
 )
 from dpmia_utils.pipeline.profiles import load_profile
 
 
-def test_models_per_run_counts_folds_shadow_models_and_lira_references():
+def test_attack_stage_counts_one_shadow_model_per_repeat_and_the_lira_references():
     blocks = load_profile(parameters_dir() / "paper.yml").blocks
-    assert models_per_run(blocks) == 5 + 5 + 8  # folds + one shadow per repeat + K references
+    run = {"epochs": 50}
+    k = blocks["attack"]["reference_models"]
+    assert attack_model_epochs(run, blocks) == (5 + k) * 50
     no_lira = {**blocks, "attack": {**blocks["attack"], "attacks": ["shadow", "loss"]}}
-    assert models_per_run(no_lira) == 10
+    assert attack_model_epochs(run, no_lira) == 5 * 50
+
+
+def test_a_search_trains_every_non_epoch_combination_once_per_fold_at_its_longest_epochs():
+    run = {"epochs": 100, "dp": False, "target_epsilon": None}
+    search = {"learning_rate": [0.01, 0.001], "epochs": [50, 100], "batch_size": [8, 16]}
+    assert target_model_epochs({**run, "search": search}, folds=5) == 5 * 4 * 100
+    assert target_model_epochs(run, folds=5) == 5 * 100
+    # With a target epsilon the noise depends on the epochs: each epoch count is its own training.
+    dp = {**run, "dp": True, "target_epsilon": 1.0, "search": search}
+    assert target_model_epochs(dp, folds=5) == 5 * 8 * 75
 
 
 def test_estimate_is_linear_in_epochs_and_uses_the_given_costs():
@@ -30,10 +43,10 @@ def test_estimate_is_linear_in_epochs_and_uses_the_given_costs():
     assert estimate_run_seconds({**run, "epochs": 50}, profile.blocks, doubled) - (
         OVERHEAD_SECONDS
     ) == pytest.approx(2 * short)
-    # Full data: 5-fold training sets of 4276/2 * 4/5 individuals x 28,220 variants.
-    per_epoch = (
-        DEFAULT_SECONDS_PER_EPOCH[("lasso", True)]
-        * (YEAST_SEGREGANTS_MEASURED / 2 * 4 / 5)
-        / PAPER_TRAINING_ROWS
-    )
-    assert short == pytest.approx(models_per_run(profile.blocks) * 50 * per_epoch)
+    # As coded: 5-fold training sets of 1,504 (the paper's n) x 28,220 variants; the attack's
+    # models train on half of the shadow half (1,881 / 2 rows).
+    per_epoch = DEFAULT_SECONDS_PER_EPOCH[("lasso", True)]
+    k = profile.blocks["attack"]["reference_models"]
+    expected = 5 * 50 * per_epoch * 1504.8 / PAPER_TRAINING_ROWS
+    expected += (5 + k) * 50 * per_epoch * 940.5 / PAPER_TRAINING_ROWS
+    assert short == pytest.approx(expected)
