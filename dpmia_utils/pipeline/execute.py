@@ -13,9 +13,11 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +68,30 @@ def stamp_notebook(path: Path, stamp: dict[str, Any]) -> None:
     atomic_write_text(path, nbformat.writes(nb))
 
 
+#: Each run's kernels write their stderr (TensorFlow's start-up lines, warnings, C++ errors)
+#: here, in the run folder, instead of onto the terminal of the person running the grid.
+STDERR_LOG = "stderr.log"
+
+
+@contextmanager
+def _stderr_into(path: Path) -> Iterator[None]:
+    """Point this process's stderr (fd 2, which papermill's kernels inherit) at `path`.
+
+    Runs execute on Dask worker processes, one run at a time each, so the redirection is the
+    run's own; the grid's progress bar lives in the parent process and stays on the terminal.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _execute_stages(
     task: RunTask, partial: Path, stamp: dict[str, Any], progress: dict[str, Any]
 ) -> None:
@@ -80,14 +106,15 @@ def _execute_stages(
     for stage, output_name in RUN_STAGES:
         progress["stage"] = stage
         executed = partial / f"{stage}.ipynb"
-        papermill.execute_notebook(
-            str(paths.notebooks_dir() / f"{stage}.ipynb"),
-            str(executed),
-            parameters={**task.shared, "run": spec.params, "run_dir": str(partial)},
-            kernel_name=task.kernel_name,
-            progress_bar=False,
-            cwd=str(partial),
-        )
+        with _stderr_into(partial / STDERR_LOG):
+            papermill.execute_notebook(
+                str(paths.notebooks_dir() / f"{stage}.ipynb"),
+                str(executed),
+                parameters={**task.shared, "run": spec.params, "run_dir": str(partial)},
+                kernel_name=task.kernel_name,
+                progress_bar=False,
+                cwd=str(partial),
+            )
         stamp_notebook(executed, stamp)
         validate_executed_notebook(executed)
         outputs[output_name] = read_json(partial / output_name)
@@ -213,8 +240,9 @@ def _keep_failed_notebooks(partial: Path, store: ProfileStore, rid: str) -> None
     keep = store.failed_dir / rid
     shutil.rmtree(keep, ignore_errors=True)
     keep.mkdir(parents=True, exist_ok=True)
-    for notebook in partial.glob("*.ipynb"):
-        shutil.copy2(notebook, keep / notebook.name)
+    for kept in [*partial.glob("*.ipynb"), partial / STDERR_LOG]:
+        if kept.exists():
+            shutil.copy2(kept, keep / kept.name)
     shutil.rmtree(partial, ignore_errors=True)
 
 
@@ -265,14 +293,15 @@ def run_profile_stage(
             pass
     partial = store.new_stage_partial(stage)
     try:
-        papermill.execute_notebook(
-            str(paths.notebooks_dir() / f"{stage}.ipynb"),
-            str(partial),
-            parameters=parameters,
-            kernel_name=kernel_name,
-            progress_bar=False,
-            cwd=str(store.stages_dir),
-        )
+        with _stderr_into(store.stages_dir / f"{stage}.{STDERR_LOG}"):
+            papermill.execute_notebook(
+                str(paths.notebooks_dir() / f"{stage}.ipynb"),
+                str(partial),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(store.stages_dir),
+            )
         stamp_notebook(
             partial,
             {
@@ -289,6 +318,7 @@ def run_profile_stage(
             out(f"{stage} failed at cell {exc.cell_index}: {exc.ename}: {exc.evalue}")
         else:
             out(f"{stage} failed: {type(exc).__name__}: {exc}")
+        out(f"  its stderr: {store.stages_dir / f'{stage}.{STDERR_LOG}'}")
         if partial.exists():
             os.replace(partial, store.stages_dir / f"{stage}.failed.ipynb")
         key_path.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from ..stages.params import GridError
 from .cluster import run_tasks
 from .codeversion import code_version, package_versions
 from .estimate import cost_table, estimate_run_seconds
-from .execute import RunTask, run_profile_stage
+from .execute import STDERR_LOG, RunTask, run_profile_stage
 from .plan import PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
 from .store import ProfileStore
@@ -136,9 +136,11 @@ def run_grid(
             report.failed[rid] = result
             where = f"{result['stage']}" if result.get("stage") else "a worker that died"
             cell = f" cell {result['cell_index']}" if "cell_index" in result else ""
+            log = store.failed_dir / rid / STDERR_LOG
             bar.write(
                 f"run {rid} ({result.get('label')}) failed in {where}{cell}: "
                 f"{result.get('exception')}: {result.get('message', '')[:300]}"
+                + (f"\n  its notebooks and stderr: {log.parent}" if log.exists() else "")
             )
 
         run_tasks(

@@ -499,6 +499,22 @@ def test_a_failing_run_is_recorded_while_the_others_complete(failing_grid):
     assert len(summary) == 3 and summary["run_id"].is_unique
 
 
+def test_kernel_stderr_goes_to_each_runs_log_not_the_terminal(failing_grid):
+    done, profile, results, _ = failing_grid
+    store = ProfileStore(results / "failing")
+    planned = {p.spec.label: p for p in plan(profile, results)}
+    broken = planned[BROKEN_LABEL].run_id
+    # TensorFlow's start-up lines (cuDNN/cuFFT/cuBLAS "Unable to register factory", CPU
+    # feature notes) come from the kernels; they land in the run's own log.
+    for rid in store.complete_run_ids():
+        assert (store.run_dir(rid) / "stderr.log").is_file()
+    assert (store.failed_dir / broken / "stderr.log").is_file()
+    assert "Unable to register" not in done.stderr + done.stdout
+    assert "tensorflow" not in (done.stderr + done.stdout).lower()
+    # The failure message on the terminal points at the kept notebooks and log.
+    assert str(store.failed_dir / broken) in done.stdout
+
+
 def test_the_book_refuses_a_grid_with_a_gap(failing_grid):
     _, _, results, cache = failing_grid
     done = cli(
