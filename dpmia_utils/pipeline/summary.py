@@ -76,6 +76,9 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
         for metric, stats in result.get("metrics", {}).items():
             row[f"{name}_{metric}_mean"] = _number(stats.get("mean"))
             row[f"{name}_{metric}_std"] = _number(stats.get("std"))
+    # What made the numbers: a page can then flag runs of an older version of the science code.
+    row["code_version"] = record["provenance"].get("code_version")
+    row["finished"] = record["provenance"].get("finished")
     row["seconds"] = _number(record["provenance"].get("seconds"))
     row["seconds_per_epoch"] = _number(target.get("seconds_per_epoch"))
     # The larger of the two stage kernels' peaks (records from before it was kept: NaN).
