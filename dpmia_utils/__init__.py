@@ -7,8 +7,8 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
     data/        locate, sources, genotypes, phenotypes, cross, traits, cache, synthetic
     splits       target/shadow halves, CV folds, shadow in/out
     models       the Lasso and the authors' CNN
-    training/    config, losses, sampling, noise, dpsgd, engines/ (registry, base, reference,
-                 fast), loop, result, cv, tf_privacy, selection, lasso_reference
+    training/    config, losses, sampling, noise, dpsgd, engines/, loop, result, cv,
+                 tf_privacy, selection, lasso_reference
     accounting/  accountants (RDP, PLD), classic (the paper's conversion), calibration
     attacks/     scores, shadow, loss, lira, protocol (the one orchestrator)
     metrics/     roc, empirical_epsilon, intervals, summary
@@ -20,7 +20,7 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
 Machinery (editing these never re-runs anything)
     pipeline/    profiles, plan, codeversion, execute, cluster, grid, store, summary, estimate
     publish/     tables, pages, plots, figure2, book, browser_check
-    devtools/    bench, lira_references (how many LiRA reference models)
+    devtools/    bench
     cli          python -m dpmia_utils run | book | publish | bench
 """
 

@@ -8,6 +8,7 @@ a partial grid, and then the results notebook lists the gap.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
+from . import chapters
 from .pages import write_epsilon_page, write_table1_page
+from .quotes import MODEL_NAMES
 
 GENERATED = "book/_generated"
 
@@ -38,11 +41,10 @@ class BuildResult:
     representative_run: str
 
 
-def representative_run(store: ProfileStore) -> str:
-    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present.
+def _current_records(store: ProfileStore) -> list[dict]:
+    """The valid records of the runs the current summary calls complete.
 
-    Only runs of the current summary count: the store may still hold runs that an earlier
-    code version or data file produced.
+    The store may still hold runs that an earlier code version or data file produced.
     """
     candidates = list(store.complete_run_ids())
     if store.summary_path.exists():
@@ -57,12 +59,53 @@ def representative_run(store: ProfileStore) -> str:
             continue
     if not records:
         raise BookError(f"no complete runs in {store.root}: run `python -m dpmia_utils run` first")
+    return records
+
+
+def _baseline_preference(record: dict) -> tuple:
+    p = record["params"]
+    return (p["dp"], p["model"] != "lasso", p["l1"] == 0, record["run_id"])
+
+
+def representative_run(store: ProfileStore) -> str:
+    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present."""
+    return min(_current_records(store), key=_baseline_preference)["run_id"]
+
+
+#: The DP run shown beside the baseline is the one whose epsilon (the paper's accountant) is
+#: closest to the paper's chosen trade-off, on a log scale.
+SHOWN_EPSILON = 10.0
+
+
+def _epsilon(record: dict) -> float:
+    value = record["target"].get("epsilon", {}).get("rdp-classic")
+    return float(value) if value is not None else math.inf
+
+
+def dp_companion(store: ProfileStore, baseline: str) -> str | None:
+    """The DP run shown beside the baseline: same model and lambda if the profile has one.
+
+    Among those, the one whose epsilon is closest to SHOWN_EPSILON; without a DP run of the
+    baseline's model and lambda, any DP run (Lasso with L1 first). None if the profile has no
+    DP run, or no run without DP (then the baseline is itself a DP run).
+    """
+    records = _current_records(store)
+    base = next(r for r in records if r["run_id"] == baseline)["params"]
+    dp = [r for r in records if r["params"]["dp"]]
+    if not dp or base["dp"]:
+        return None
 
     def preference(record: dict) -> tuple:
-        p = record["params"]
-        return (p["dp"], p["model"] != "lasso", p["l1"] == 0, record["run_id"])
+        p, eps = record["params"], _epsilon(record)
+        distance = abs(math.log(eps / SHOWN_EPSILON)) if 0 < eps < math.inf else math.inf
+        return (
+            (p["model"], p["l1"]) != (base["model"], base["l1"]),
+            *_baseline_preference(record)[1:3],
+            distance,
+            record["run_id"],
+        )
 
-    return min(records, key=preference)["run_id"]
+    return min(dp, key=preference)["run_id"]
 
 
 def missing_runs(store: ProfileStore) -> pd.DataFrame:
@@ -91,20 +134,90 @@ def _gap_markdown(gap: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Tags that Jupyter Book reads: the notebook's default parameters mean nothing to a reader
-#: (papermill overrode them), while the injected values are the run's provenance, one click away.
-BOOK_CELL_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-input"}
+def describe_run(record: dict) -> str:
+    """'Lasso, λ = 0.001352, no DP', or with DP its noise (or target) and its epsilon."""
+    p = record["params"]
+    text = f"{MODEL_NAMES.get(p['model'], p['model'])}, λ = {p['l1']:g}"
+    if not p["dp"]:
+        return f"{text}, no DP"
+    if p.get("target_epsilon") is not None:
+        text += f", DP-SGD calibrated to ε = {p['target_epsilon']:g} (rdp)"
+    elif p.get("noise_multiplier") is not None:
+        text += f", DP-SGD with noise multiplier {p['noise_multiplier']:g}"
+    return f"{text}; ε = {_epsilon(record):.3g} under the paper's accountant (rdp-classic)"
+
+
+def _read_notebook(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_notebook(notebook: dict, destination: Path) -> None:
+    destination.write_text(
+        json.dumps(chapters.tag_for_book(notebook), indent=1, ensure_ascii=False),
+        encoding="utf-8",
+    )
 
 
 def copy_for_book(source: Path, destination: Path) -> None:
-    """Copy an executed notebook, tagging its parameter cells for display (outputs untouched)."""
-    notebook = json.loads(source.read_text(encoding="utf-8"))
-    for cell in notebook.get("cells", []):
-        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        for tag, display in BOOK_CELL_TAGS.items():
-            if tag in tags and display not in tags:
-                tags.append(display)
-    destination.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+    """Copy an executed notebook in its source's current prose and tags (outputs untouched)."""
+    stage = source.stem
+    executed = _read_notebook(source)
+    origin = paths.notebooks_dir() / f"{stage}.ipynb"
+    if origin.exists():
+        executed = chapters.redress(executed, _read_notebook(origin))
+    _write_notebook(executed, destination)
+
+
+def _dressed(store: ProfileStore, rid: str, stage: str) -> dict:
+    executed = _read_notebook(store.run_dir(rid) / f"{stage}.ipynb")
+    return chapters.redress(executed, _read_notebook(paths.notebooks_dir() / f"{stage}.ipynb"))
+
+
+def write_run_chapter(
+    store: ProfileStore, stage: str, baseline: str, dp: str | None, destination: Path
+) -> None:
+    """The stage's page: the baseline run's executed notebook with the DP run's beside it."""
+    base_record = store.load_record(baseline)
+    shown = f"Run `{baseline}`: {describe_run(base_record)}. "
+    provenance = "The cell below holds the parameters papermill gave it."
+    if base_record["params"]["dp"]:
+        baseline_heading = (
+            f"## The run shown\n\n{shown}This profile has no run without DP. {provenance}"
+        )
+    else:
+        baseline_heading = f"## Without DP: the baseline\n\n{shown}{provenance}"
+    if dp is None:
+        dp_heading = (
+            "## With DP-SGD\n\n"
+            f"The profile **{store.root.name}** has no DP run, so this page shows the "
+            "baseline only."
+            if not base_record["params"]["dp"]
+            else None
+        )
+    else:
+        dp_record = store.load_record(dp)
+        same = (dp_record["params"]["model"], dp_record["params"]["l1"]) == (
+            base_record["params"]["model"],
+            base_record["params"]["l1"],
+        )
+        dp_heading = (
+            f"## With DP-SGD\n\nRun `{dp}`: {describe_run(dp_record)}. "
+            + (
+                "The same model and λ as the baseline: of the profile's DP runs of them, the "
+                f"one whose ε is closest to the paper's ε = {SHOWN_EPSILON:g}. "
+                if same
+                else "The profile has no DP run of the baseline's model and λ, so this is "
+                "another configuration. "
+            )
+            + provenance
+        )
+    page = chapters.beside(
+        _dressed(store, baseline, stage),
+        None if dp is None else _dressed(store, dp, stage),
+        baseline_heading,
+        dp_heading,
+    )
+    _write_notebook(page, destination)
 
 
 def assemble(
@@ -123,6 +236,7 @@ def assemble(
             "rerun `python -m dpmia_utils run` or pass --allow-partial to show the gap in the book"
         )
     rid = representative_run(store)
+    dp = dp_companion(store, rid)
     target = book_root / GENERATED
     if target.exists():
         shutil.rmtree(target)
@@ -133,13 +247,15 @@ def assemble(
             raise BookError(f"{source} is missing: the profile stage '{stage}' did not complete")
         copy_for_book(source, target / source.name)
     for stage, _ in RUN_STAGES:
-        copy_for_book(store.run_dir(rid) / f"{stage}.ipynb", target / f"{stage}.ipynb")
-    record = store.load_record(rid)
+        write_run_chapter(store, stage, rid, dp, target / f"{stage}.ipynb")
+    shown = f"run `{rid}` ({describe_run(store.load_record(rid))})"
+    if dp is not None:
+        shown += f" and, beside it, run `{dp}` ({describe_run(store.load_record(dp))})"
     (target / "profile.md").write_text(
         f"```{{note}}\nThese results come from the **{profile}** profile "
-        f"(`parameters/{profile}.yml`). The stage notebooks shown are run `{rid}` "
-        f"({record['params']['model']}, lambda={record['params']['l1']:g}, "
-        f"{'DP' if record['params']['dp'] else 'no DP'}).\n"
+        f"(`parameters/{profile}.yml`). The training and attack chapters show {shown}. "
+        "Sentences and numbers in bold on the results pages are pasted from this profile's "
+        "results notebook.\n"
         + (f"{len(gap)} run(s) of this profile are missing or failed.\n" if len(gap) else "")
         + "```\n"
         + (

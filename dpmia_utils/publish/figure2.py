@@ -7,7 +7,9 @@ the caption, and builds the chapter's header and tables, so the notebook holds n
 
 from __future__ import annotations
 
+import html
 import math
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -81,6 +83,19 @@ def privacy_figure(
     for ax in fig.axes:
         ax.set_xlabel(f"ε ({name})")
     return fig
+
+
+def gluable(fig: plt.Figure | None, missing: str) -> Any:
+    """What the book glues for a figure: the figure, or a note where the profile has none.
+
+    A glued name must exist for every profile (the strict build fails on a missing one), so
+    a figure `privacy_figure` could not draw is glued as an HTML note that says why.
+    """
+    if fig is not None:
+        return fig
+    from IPython.display import HTML
+
+    return HTML(f"<p><em>Not in this profile: {html.escape(missing)}.</em></p>")
 
 
 def epsilon_table(summary: pd.DataFrame) -> pd.DataFrame:

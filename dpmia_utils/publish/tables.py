@@ -37,7 +37,7 @@ def reproduction_label(data: dict[str, Any], trait_column: str | None = None) ->
     return REPRODUCTIONS.get(key, f"custom data ({trait}, {data.get('binarize')})")
 
 
-def _t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
+def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
     """95% t interval of a mean from its sample std over n folds or repeats."""
     from scipy import stats
 
@@ -76,7 +76,7 @@ def table1_frame(
             ("shadow_accuracy", "attack", "attack accuracy", repeats),
         ):
             mean, std = float(run[f"{ours}_mean"]), float(run[f"{ours}_std"])
-            low, high = _t_interval(mean, std, n)
+            low, high = t_interval(mean, std, n)
             row[stat] = mean
             row[f"{stat} std"] = std
             row[f"{stat} 95% CI"] = f"[{low:.4f}, {high:.4f}]"
@@ -96,3 +96,46 @@ def table1_frame(
                 row[name] = run[column]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def dataset_counts(dataset: Any) -> pd.DataFrame:
+    """How many individuals and variants a prepared trait (data.PreparedTrait) has, and its
+    classes: the data chapter's first table."""
+    provenance = dataset.provenance
+    counts = pd.Series(
+        {
+            "segregants in the files": provenance["n_samples_raw"],
+            "variants": dataset.n_variants,
+            f"missing {dataset.trait}": provenance["n_missing_phenotype"],
+            "segregants kept": dataset.n_samples,
+            "class 0 (at or below threshold)": int((dataset.labels == 0).sum()),
+            "class 1 (above threshold)": int((dataset.labels == 1).sum()),
+            "binarization threshold": round(float(dataset.threshold), 4),
+            "imputed genotype calls": provenance["n_imputed"],
+        },
+        name="value",
+        dtype=object,
+    )
+    return counts.to_frame()
+
+
+def missing_by_trait(phenotypes: pd.DataFrame) -> pd.DataFrame:
+    """Missing and measured values of every trait in a phenotype table, most missing first."""
+    missing = phenotypes.isna().sum().rename("missing").to_frame()
+    missing["measured"] = phenotypes.notna().sum()
+    return missing.sort_values("missing", ascending=False)
+
+
+def _sizes(values: Sequence[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+
+def describe_splits(sizes: dict[str, Any], profile: str) -> str:
+    """A sentence from stages.StudySplits.describe(): halves, folds and the fold sizes."""
+    return (
+        f"In profile {profile}, the target half has {sizes['n_target']:,} individuals in "
+        f"{sizes['folds']} cross-validation folds: each target model trains on "
+        f"{_sizes(sizes['fold_train_sizes'])} and is tested on "
+        f"{_sizes(sizes['fold_test_sizes'])}. The shadow half has {sizes['n_shadow']:,}."
+    )

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpmia_utils.publish import figure2
+from dpmia_utils.curves import PAPER_ACCOUNTANT, fit_curves
+from dpmia_utils.publish import figure2, quotes
 
 
 def _summary():
@@ -142,3 +143,70 @@ def test_header_names_profile_reproduction_folds_and_gaps():
     assert "10 of 11 configurations complete (8 with DP, 2 without)" in text
     assert "2 CV folds" in text and "3 attack repeats" in text
     assert "Missing or failed: 1" in text and "lasso broken" in text
+
+
+def test_a_figure_the_profile_lacks_is_glued_as_a_note():
+    note = figure2.gluable(None, "the shadow-model attack did not run")
+    assert "Not in this profile: the shadow-model attack did not run" in note.data
+    marker = object()
+    assert figure2.gluable(marker, "unused") is marker
+
+
+def _measured(summary: pd.DataFrame) -> pd.DataFrame:
+    """_summary() with the attack columns and run facts the quotes read."""
+    rng = np.random.default_rng(0)
+    return summary.assign(
+        loss="logits",
+        n_train=1504,
+        shadow_accuracy_mean=0.5 + 0.05 * rng.random(len(summary)),
+        shadow_accuracy_std=0.01,
+        target_nonzero_fraction_mean=np.where(summary["l1"] > 0, 0.998, 1.0),
+        lira_auc_mean=0.6,
+        **{"lira_tpr_at_fpr_0.01_mean": 0.02},
+    )
+
+
+def _quotes(summary: pd.DataFrame) -> dict[str, str]:
+    dp = summary[summary["dp"]] if len(summary) else summary
+    curves = fit_curves(
+        dp, ("target_test_accuracy_mean",), epsilon_column=PAPER_ACCOUNTANT, n_bootstrap=50
+    )
+    return quotes.book_quotes(summary, curves, repeats=5)
+
+
+def test_every_quote_is_there_for_every_profile_and_says_when_it_is_missing():
+    full = _measured(_summary())
+    no_dp = full[~full["dp"]]
+    one_lambda = full[full["l1"] > 0]
+    keys = set(_quotes(full))
+    # The strict build fails on a name a page pastes but the notebook did not glue.
+    for summary in (no_dp, one_lambda):
+        assert set(_quotes(summary)) == keys
+    assert _quotes(no_dp)["tp_design"].startswith(quotes.NOT_IN_PROFILE)
+    assert _quotes(no_dp)["results_dp_attack"].startswith(quotes.NOT_IN_PROFILE)
+    assert _quotes(one_lambda)["sparsity_effect1"].startswith(quotes.NOT_IN_PROFILE)
+    assert not any(v.startswith(quotes.NOT_IN_PROFILE) for k, v in _quotes(full).items()
+                   if k.startswith("tp_"))  # fmt: skip
+
+
+def test_turning_point_quotes_give_the_design_knee_and_the_fitted_knees():
+    said = _quotes(_measured(_summary()))
+    # Classic epsilons 1, 3, 10, 30: the logarithmic mean of the range is 29 / ln 30 = 8.53.
+    assert "ε = 1 to 30" in said["tp_design"] and "ε* = 8.53" in said["tp_design"]
+    assert "4 distinct values of ε" in said["tp_distinct"]
+    assert said["tp_fitted"].count("8.53") == 4  # each lambda: its knee and its ε*
+    assert "Lasso, λ = 0: b = 0.02" in said["tp_slopes"] and "excludes 0" in said["tp_slopes"]
+
+
+def test_sparsity_and_results_quotes_read_the_profile():
+    said = _quotes(_measured(_summary()))
+    assert "is 99.80% without DP and 99.80% with DP" in said["sparsity_nonzero"]
+    assert (
+        "for the Lasso" in said["sparsity_effect1"]
+        and "at λ = 0.001352" in said["sparsity_effect1"]
+    )
+    assert "4 DP settings" in said["sparsity_effect23"]
+    assert said["results_n_train"] == "In this profile a training fold has 1,504 individuals."
+    assert "smallest ε of this profile (1, rdp-classic)" in said["results_dp_attack"]
+    assert said["paper_lasso_dense_attack"] == "0.5728"
+    assert said["paper_cnn_sparse_attack"] == "0.5628"

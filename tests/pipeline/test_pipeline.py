@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import copy
+import html
+import json
 import math
+import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dpmia_utils.paths import parameters_dir
+from dpmia_utils.paths import notebooks_dir, parameters_dir
 from dpmia_utils.pipeline.grid import run_grid
 from dpmia_utils.pipeline.profiles import load_profile
 from dpmia_utils.pipeline.store import ProfileStore, validate_executed_notebook
@@ -99,6 +105,7 @@ def test_rendered_book_passes_the_browser_check(smoke_book, isolated_store):
         "index.html",
         "book/results.html",
         "book/_generated/04_curve_fitting.html",
+        "book/_generated/02_target_training.html",
         "book/_generated/03_membership_inference.html",
     ]
     report = check_site(smoke_book.html_dir, pages, shots)
@@ -119,3 +126,109 @@ def test_missing_runs_block_the_book_unless_allowed(smoke_grid, isolated_store, 
     summary.to_csv(tampered / "smoke" / "summary.csv", index=False)
     with pytest.raises(BookError, match="1 run\\(s\\) of profile 'smoke' are missing"):
         build_book("smoke", results_root=tampered, book_root=tmp_path / "book")
+
+
+def _text(page: Path) -> str:
+    """A rendered page's words, without tags, entities or runs of whitespace."""
+    words = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+    return re.sub(r"\s+", " ", words)
+
+
+def _glued_text(notebook: Path) -> dict[str, str]:
+    """The text values a notebook glued (myst-nb `glue`), by name."""
+    glued = {}
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            plain = output.get("data", {}).get("application/papermill.record/text/plain")
+            if name and plain and plain[:1] in "'\"":  # a string, not a table or figure
+                glued[name] = ast.literal_eval(plain)
+    return glued
+
+
+def test_glued_numbers_appear_where_the_pages_argue(smoke_book):
+    generated = smoke_book.html_dir.parent.parent / "book" / "_generated"
+    glued = _glued_text(generated / "04_curve_fitting.ipynb")
+    paper_attack = tuple(
+        f"paper_{m}_{k}_attack" for m in ("lasso", "cnn") for k in ("dense", "sparse")
+    )
+    pages = {
+        "results": ("results_",),
+        "sparsity": ("sparsity_", *paper_attack),
+        "turning_point": ("tp_",),
+    }
+    for page, names in pages.items():
+        text = _text(smoke_book.html_dir / "book" / f"{page}.html")
+        quoted = [name for name in glued if name.startswith(names)]
+        assert len(quoted) >= 3, (page, quoted)
+        for name in quoted:
+            assert re.sub(r"\s+", " ", glued[name]) in text, (page, name)
+    results = _text(smoke_book.html_dir / "book" / "results.html")
+    # The smoke profile has one lambda: the rows it lacks say so rather than stay blank.
+    assert "not in this profile" in results and "0.5728 ± 0.0071" in results
+    # Figure 2 (a) and (b), pasted from the results notebook, with their image files.
+    page = smoke_book.html_dir / "book" / "results.html"
+    images = re.findall(r'<img[^>]*src="([^"]+)"', page.read_text(encoding="utf-8"))
+    assert len(images) >= 2 and all((page.parent / src).resolve().is_file() for src in images)
+    data_glued = _glued_text(generated / "01_data_prep.ipynb")
+    assert data_glued["data_splits"].startswith("In profile smoke, the target half has")
+    assert data_glued["data_splits"] in _text(smoke_book.html_dir / "book" / "data.html")
+
+
+def test_training_and_attack_pages_show_a_dp_run_beside_the_baseline(smoke_book, smoke_grid):
+    _, root = smoke_grid
+    summary = pd.read_csv(root / "summary.csv")
+    (dp_run,) = summary.loc[summary["dp"], "run_id"]
+    baseline = smoke_book.representative_run
+    assert not summary.set_index("run_id").loc[baseline, "dp"]
+    for stage in ("02_target_training", "03_membership_inference"):
+        text = _text(smoke_book.html_dir / "book" / "_generated" / f"{stage}.html")
+        order = [text.find(s) for s in ("Without DP: the baseline", "With DP-SGD", "Summary")]
+        assert -1 not in order and order == sorted(order), stage
+        assert baseline in text and dp_run in text
+        assert "The same model and λ as the baseline" in text
+    training = _text(smoke_book.html_dir / "book" / "_generated" / "02_target_training.html")
+    # Each run's own executed outputs: the baseline has no budget, the DP run has one.
+    assert "No DP: this is a baseline run" in training and "Noise multiplier" in training
+
+
+def test_the_book_dresses_executed_notebooks_in_todays_prose(smoke_grid):
+    from dpmia_utils.publish import chapters
+
+    _, root = smoke_grid
+    run = next(p for p in sorted((root / "runs").iterdir()) if (p / "record.json").exists())
+    executed = json.loads((run / "02_target_training.ipynb").read_text(encoding="utf-8"))
+    source = json.loads((notebooks_dir() / "02_target_training.ipynb").read_text())
+    # An older run: other prose and no display tags, the same code.
+    older = copy.deepcopy(executed)
+    for cell in older["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = "# Prose of an older version\n"
+        elif not {"parameters", "injected-parameters"} & set(cell["metadata"].get("tags", [])):
+            cell["metadata"].pop("tags", None)
+    dressed = chapters.redress(older, source)
+
+    def markdown(nb):
+        return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+
+    def code(nb):
+        return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+    assert markdown(dressed) == markdown(source)
+    assert [c["outputs"] for c in code(dressed)] == [c["outputs"] for c in code(executed)]
+    tags = [c["metadata"].get("tags", []) for c in code(dressed)]
+    assert tags[:2] == [["parameters"], ["injected-parameters"]]
+    assert tags[2:] == [c["metadata"].get("tags", []) for c in code(source)[1:]]
+    # Two runs on one page: each run's steps under its heading, one Summary at the end.
+    page = chapters.beside(dressed, dressed, "## Baseline\n", "## DP\n")
+    text = markdown(page)
+    assert text.count("## Baseline\n") == text.count("## DP\n") == 1
+    assert sum(t.startswith(chapters.CLOSING_HEADING) for t in text) == 1
+    assert text.index("## Baseline\n") < text.index("## DP\n") < len(text) - 1
+    assert len({c["id"] for c in page["cells"]}) == len(page["cells"])
+    alone = markdown(chapters.beside(dressed, None, "## Baseline\n", "## DP\nnone\n"))
+    assert "## DP\nnone\n" in alone and sum(t.startswith("### ") for t in alone) >= 1
+    # A notebook that ran other code is shown as it ran.
+    changed = copy.deepcopy(source)
+    code(changed)[-1]["source"] = "print('other code')"
+    assert chapters.redress(older, changed) is older

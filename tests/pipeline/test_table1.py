@@ -80,3 +80,32 @@ def test_epsilon_page_lists_the_papers_twenty_settings_with_its_published_values
     assert len(rows) == 1 + 20  # header + the paper's 20 settings
     for published in ("2.16018", "10.0391", "15.332", "98.0023"):  # the paper's table, 6 digits
         assert published in text
+
+
+def test_beside_paper_has_the_papers_four_rows_and_says_which_the_profile_lacks():
+    from dpmia_utils.constants import PAPER_TABLE1
+    from dpmia_utils.publish import quotes
+
+    frame = quotes.beside_paper(_summary(), folds=5, repeats=5)
+    assert len(frame) == len(PAPER_TABLE1) == 4
+    lasso0 = frame.set_index("model").loc["Lasso, λ = 0"]
+    half = 2.7764451 * 0.02 / math.sqrt(5)
+    assert lasso0["target accuracy, ours"] == f"0.7700 [{0.77 - half:.4f}, {0.77 + half:.4f}]"
+    assert lasso0["attack accuracy, paper"] == "0.5728"
+    # The profile has no CNN and no lambda > 0: those rows say so instead of showing a gap.
+    assert (frame.iloc[1:]["target accuracy, ours"] == "not in this profile").all()
+    assert list(quotes.paper_table()["attack accuracy"])[0] == "0.5728 ± 0.0071"
+
+
+def test_split_sentence_names_the_profile_and_its_folds():
+    from dpmia_utils.publish.tables import describe_splits
+
+    sizes = {
+        "n_target": 1880, "n_shadow": 1882, "folds": 5,
+        "fold_train_sizes": [1504] * 5, "fold_test_sizes": [376] * 5,
+    }  # fmt: skip
+    said = describe_splits(sizes, "table1")
+    assert said.startswith("In profile table1, the target half has 1,880 individuals in 5")
+    assert "trains on 1,504 and is tested on 376" in said
+    uneven = {**sizes, "fold_train_sizes": [1503, 1504], "folds": 2}
+    assert "trains on 1,503 to 1,504" in describe_splits(uneven, "p")

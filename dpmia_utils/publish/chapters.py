@@ -1,0 +1,146 @@
+"""The executed notebooks as the book shows them: today's prose, and a DP run beside the baseline.
+
+Papermill executed each notebook when its run ran, and a run is not executed again while its
+code is unchanged; only the code cells of a stage notebook count (pipeline.codeversion). So the
+book dresses each executed notebook in its source's current markdown and cell tags, provided
+its code cells are the source's, cell for cell; otherwise the executed copy is shown as it ran.
+The outputs are never touched.
+
+The training and attack chapters put two runs on one page: the baseline without DP, then the
+same model and lambda trained with DP-SGD, each under its own heading with the parameters
+papermill injected. One page rather than two keeps each page's Binder button pointing at its
+source notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+Notebook = dict[str, Any]
+
+#: Tags that Jupyter Book reads: the notebook's default parameters mean nothing to a reader
+#: (papermill overrode them), while the injected values are the run's provenance, one click away.
+BOOK_CELL_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-input"}
+#: The markdown cell that opens a chapter's closing sections (Summary, What's next).
+CLOSING_HEADING = "## Summary"
+
+_HEADING = re.compile(r"^(#{1,5}) ", flags=re.MULTILINE)
+
+
+def _text(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _tags(cell: dict[str, Any]) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _injected(cell: dict[str, Any]) -> bool:
+    return "injected-parameters" in _tags(cell)
+
+
+def tag_for_book(notebook: Notebook) -> Notebook:
+    """Add the display tags of BOOK_CELL_TAGS to the parameter cells (in place; returned)."""
+    for cell in notebook.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        for tag, display in BOOK_CELL_TAGS.items():
+            if tag in tags and display not in tags:
+                tags.append(display)
+    return notebook
+
+
+def redress(executed: Notebook, source: Notebook) -> Notebook:
+    """The executed notebook in its source's markdown and tags, if the code cells are the same.
+
+    Code cells keep their outputs and execution counts; papermill's injected-parameters cell
+    stays after the `parameters` cell. A notebook whose code differs from the source's (run
+    with other code) is returned unchanged.
+    """
+    ran = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    injected = [c for c in ran if _injected(c)]
+    ran = [c for c in ran if not _injected(c)]
+    code = [c for c in source["cells"] if c["cell_type"] == "code"]
+    if [_text(c) for c in ran] != [_text(c) for c in code]:
+        return executed
+    outputs = iter(ran)
+    cells = []
+    for cell in source["cells"]:
+        if cell["cell_type"] != "code":
+            cells.append(copy.deepcopy(cell))
+            continue
+        dressed = copy.deepcopy(next(outputs))
+        dressed.setdefault("metadata", {})["tags"] = list(_tags(cell))
+        cells.append(dressed)
+        if "parameters" in _tags(cell):
+            cells.extend(copy.deepcopy(injected))
+    return {**executed, "cells": cells}
+
+
+def _parts(notebook: Notebook) -> tuple[list, list, list, list]:
+    """(front, injected, body, closing): title to `parameters` cell, papermill's parameters,
+    the steps, and Summary onwards (empty if the notebook has no Summary)."""
+    cells = notebook["cells"]
+    marked = [i for i, c in enumerate(cells) if "parameters" in _tags(c)]
+    start = marked[0] + 1 if marked else 1
+    injected = [c for c in cells if _injected(c)]
+    rest = [c for c in cells[start:] if not _injected(c)]
+    closing = next(
+        (
+            i
+            for i, c in enumerate(rest)
+            if c["cell_type"] == "markdown" and _text(c).startswith(CLOSING_HEADING)
+        ),
+        len(rest),
+    )
+    return cells[:start], injected, rest[:closing], rest[closing:]
+
+
+def _demoted(cells: list, id_prefix: str = "") -> list:
+    """The cells with every markdown heading one level deeper (## -> ###) and ids prefixed."""
+    out = []
+    for cell in cells:
+        cell = copy.deepcopy(cell)
+        if id_prefix and "id" in cell:
+            cell["id"] = f"{id_prefix}{cell['id']}"[:64]
+        if cell["cell_type"] == "markdown":
+            cell["source"] = _demote_headings(_text(cell))
+        out.append(cell)
+    return out
+
+
+def _demote_headings(text: str) -> str:
+    lines, fenced = [], False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        lines.append(line if fenced else _HEADING.sub(r"#\1 ", line))
+    return "".join(lines)
+
+
+def _markdown(cell_id: str, text: str) -> dict[str, Any]:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
+
+
+def beside(
+    baseline: Notebook, dp: Notebook | None, baseline_heading: str, dp_heading: str | None
+) -> Notebook:
+    """One page: the baseline's chapter with the DP run's steps after its own.
+
+    The page keeps the baseline's title, overview and prerequisites and its closing sections
+    (Summary, What's next) once; each run's steps go under `baseline_heading` and
+    `dp_heading` (markdown, each opening with a level-2 heading), one level deeper than in
+    the notebook. Without a DP run, `dp_heading` stands alone and says why (None: no section).
+    """
+    front, injected, body, closing = _parts(baseline)
+    cells = [*front, _markdown("dpmia-baseline-run", baseline_heading), *injected]
+    cells += _demoted(body)
+    if dp_heading is not None:
+        cells.append(_markdown("dpmia-dp-run", dp_heading))
+    if dp is not None:
+        _, dp_injected, dp_body, _ = _parts(dp)
+        cells += _demoted([*dp_injected, *dp_body], id_prefix="dp-")
+    cells += closing
+    return {**baseline, "cells": cells}
