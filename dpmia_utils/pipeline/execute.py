@@ -68,6 +68,10 @@ def stamp_notebook(path: Path, stamp: dict[str, Any]) -> None:
     atomic_write_text(path, nbformat.writes(nb))
 
 
+#: Seconds a kernel may take to start answering (papermill's default is 60): on a loaded
+#: 2-core machine (two grids and a test suite) starting Python and ipykernel took longer.
+KERNEL_START_TIMEOUT = 300
+
 #: Each run's kernels write their stderr (TensorFlow's start-up lines, warnings, C++ errors)
 #: here, in the run folder, instead of onto the terminal of the person running the grid.
 STDERR_LOG = "stderr.log"
@@ -113,6 +117,7 @@ def _execute_stages(
                 parameters={**task.shared, "run": spec.params, "run_dir": str(partial)},
                 kernel_name=task.kernel_name,
                 progress_bar=False,
+                start_timeout=KERNEL_START_TIMEOUT,
                 cwd=str(partial),
             )
         stamp_notebook(executed, stamp)
@@ -199,9 +204,11 @@ def _kernel_died(exc: Exception) -> bool:
     """Whether a notebook failed because its kernel process died (not because a cell raised)."""
     from nbclient.exceptions import DeadKernelError
 
-    # jupyter_client reports a kernel that dies while starting as a plain RuntimeError.
+    # jupyter_client reports a kernel that dies (or never answers) while starting as a plain
+    # RuntimeError.
     return isinstance(exc, DeadKernelError) or (
-        isinstance(exc, RuntimeError) and "Kernel died" in str(exc)
+        isinstance(exc, RuntimeError)
+        and ("Kernel died" in str(exc) or "Kernel didn't respond" in str(exc))
     )
 
 
@@ -300,6 +307,7 @@ def run_profile_stage(
                 parameters=parameters,
                 kernel_name=kernel_name,
                 progress_bar=False,
+                start_timeout=KERNEL_START_TIMEOUT,
                 cwd=str(store.stages_dir),
             )
         stamp_notebook(
