@@ -15,6 +15,7 @@ from .. import paths
 from ..accounting import epsilons_all
 from ..constants import PAPER_DELTA, PAPER_TRAINING_ROWS
 from ..jsonio import read_json
+from ..pipeline.codeversion import code_version
 from ..pipeline.profiles import load_profile
 from ..pipeline.store import ProfileStore
 from ..pipeline.summary import read_summary
@@ -152,6 +153,27 @@ def _shown_path(folder: Path) -> Path:
     return folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
 
 
+def provenance_note(summary: pd.DataFrame, current: str | None = None) -> str:
+    """When the runs finished and which science code made them; runs of another code version
+    than the current one are flagged, never silently mixed with current ones."""
+    current = current or code_version()
+    complete = summary[summary["status"] == "complete"]
+    if complete.empty or "code_version" not in complete:
+        return "Code version of these runs: not recorded in their summary (older records).\n"
+    versions = complete["code_version"].astype(str)
+    dates = complete["finished"].astype(str).str[:10] if "finished" in complete else None
+    when = f", finished {dates.min()} to {dates.max()}" if dates is not None else ""
+    older = complete[versions != current]
+    if older.empty:
+        return f"Computed by the current science code (version `{current}`){when}.\n"
+    labels = ", ".join(older.get("label", older["run_id"]).astype(str))
+    return (
+        f"**{len(older)} of {len(complete)} run(s) were computed by another version of the "
+        f"science code** ({', '.join(sorted(set(versions[versions != current])))}; current "
+        f"`{current}`){when}: {labels}. Rerun the profile to bring them up to date.\n"
+    )
+
+
 def write_table1_page(path: Path) -> None:
     """The Table 1 page: ours (both reproductions) beside the paper's, and the selections."""
     parts = [
@@ -186,6 +208,7 @@ def write_table1_page(path: Path) -> None:
             + (f"; **{missing} run(s) missing or failed**" if missing else "")
             + ".\n"
         )
+        parts.append(provenance_note(summary))
         parts.append(_table1_markdown(frame))
         parts.append("### The selection\n")
         parts.append(_selection_markdown(store, summary))
