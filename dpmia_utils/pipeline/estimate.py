@@ -65,11 +65,6 @@ def _rows(blocks: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
     return target * (1 - 1 / split["folds"]), (n - target) * split["shadow_in_fraction"], p
 
 
-def _data_cells(blocks: dict[str, dict[str, Any]]) -> float:
-    fold_rows, _, p = _rows(blocks)
-    return fold_rows * p
-
-
 def measured_seconds_per_epoch(store: ProfileStore) -> dict[tuple[str, bool], float]:
     """Median per-epoch seconds (scaled to the reference size) from complete runs in the store."""
     samples: dict[tuple[str, bool], list[float]] = {}
