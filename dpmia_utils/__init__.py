@@ -7,8 +7,9 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
     data/        locate, sources, genotypes, phenotypes, cross, traits, cache, synthetic
     splits       target/shadow halves, CV folds, shadow in/out
     models       the Lasso and the authors' CNN
-    training/    config, losses, sampling, noise, dpsgd, engines/, loop, result, cv,
-                 tf_privacy, selection, lasso_reference
+    training/    config, losses, sampling, noise, dpsgd, engines/ (registry, base,
+                 reference, fast), loop, checkpoints, result, cv, tf_privacy, selection,
+                 lasso_reference
     accounting/  accountants (RDP, PLD), classic (the paper's conversion), calibration
     attacks/     scores, shadow, loss, lira, protocol (the one orchestrator)
     metrics/     roc, empirical_epsilon, intervals, summary
@@ -17,10 +18,10 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
     stages/      params (the run-parameter schema), data_prep, target, attack, artifacts,
                  resources: what each notebook calls
 
-Machinery (editing these never re-runs anything)
+Machinery (editing these, or this map, never re-runs anything)
     pipeline/    profiles, plan, codeversion, execute, cluster, grid, store, summary, estimate
-    publish/     tables, pages, plots, figure2, book, browser_check
-    devtools/    bench
+    publish/     tables, quotes, pages, plots, figure2, chapters, book, browser_check
+    devtools/    bench, run_overhead, lira_references
     cli          python -m dpmia_utils run | book | publish | bench
 """
 

@@ -12,6 +12,12 @@ YEAST_SEGREGANTS_MEASURED = 4276
 # One 5-fold training fold of the as-coded target half (Diamide, > 0, balanced): the paper's
 # n, whose delta = 1/n it reports.
 PAPER_TRAINING_ROWS = 1504
+# The trait as the authors' scripts read and prepared it (``iloc[:, 2]`` = 1_Diamide_1,
+# binarized at > 0, classes balanced): the data block of the as-coded profiles and tools.
+AS_CODED_DATA: dict[str, object] = {
+    "source": "yeast", "trait": "Diamide", "binarize": "threshold", "threshold": 0.0,
+    "balance": True,
+}  # fmt: skip
 PAPER_DELTA = 0.00066489
 
 # Chen, Wang & Shi (PSB 2021), Table 1: models without DP (5-fold CV; 5 attack repeats).

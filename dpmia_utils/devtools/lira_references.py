@@ -28,9 +28,9 @@ from dpmia_utils.attacks import (
     reference_model_plan,
     reference_statistics,
 )
+from dpmia_utils.constants import AS_CODED_DATA
 from dpmia_utils.metrics import roc_auc, tpr_at_fpr
 
-DATA = {"source": "yeast", "trait": "Diamide", "binarize": "threshold", "threshold": 0.0}
 CNN = {"n_kernels": 8, "kernel_size": 5, "dropout": 0.25}
 COMMON = {"l1": 0.0, "epochs": 50, "batch_size": 16, "sampling": "shuffle"}
 CONFIGS = {
@@ -45,7 +45,7 @@ SEEDS, KS, REPEATS = (0, 1, 2), (2, 4, 8), 5
 
 def measure(name: str) -> dict:
     """Train the configuration's targets and 3 x 8 reference models; LiRA at each K."""
-    data = {**DATA, "balance": True}
+    data = dict(AS_CODED_DATA)
     blocks, params = stages.resolve_parameters(
         data=data, split={"folds": 5}, attack={}, run={**COMMON, **CONFIGS[name]}
     )

@@ -2,7 +2,8 @@
 
 A run executes the science packages and ``stages/`` (through the run-stage notebooks), so
 its code version hashes every ``.py`` file under ``dpmia_utils/`` except the machinery
-(``pipeline/``, ``publish/``, ``devtools/``, ``cli.py``, ``__main__.py``), and the code cells
+(``pipeline/``, ``publish/``, ``devtools/``, ``cli.py``, ``__main__.py``) and the package's
+top-level ``__init__.py`` (its module map), and the code cells
 of the run-stage notebooks. Editing the machinery never reruns anything; a change to how
 records are assembled bumps the store's RECORD_SCHEMA_VERSION instead. No import graph is
 walked: which files count is visible in the folder tree.
@@ -28,6 +29,9 @@ RUN_STAGE_NOTEBOOKS: tuple[str, ...] = tuple(stage for stage, _ in RUN_STAGES)
 PROFILE_STAGES: tuple[str, ...] = ("01_data_prep", "04_curve_fitting")
 #: The package's machinery (relative to the package): no run depends on it.
 MACHINERY: tuple[str, ...] = ("pipeline", "publish", "devtools", "cli.py", "__main__.py")
+#: The package's own __init__.py: its docstring maps the modules and it quiets TensorFlow's
+#: start-up logs, so adding a module to the map must not rerun the grid.
+PACKAGE_INDEX: tuple[str, ...] = ("__init__.py",)
 #: What the once-per-profile notebooks draw their figures and tables with.
 RENDERING: tuple[str, ...] = ("publish",)
 #: Packages whose versions every record and executed notebook carries.
@@ -69,8 +73,8 @@ def _package_files(select: Callable[[str], bool]) -> list[Path]:
 
 
 def code_files() -> list[Path]:
-    """The package's files a run depends on: all but the machinery."""
-    return _package_files(lambda top: top not in MACHINERY)
+    """The package's files a run depends on: all but the machinery and the package index."""
+    return _package_files(lambda top: top not in MACHINERY and top not in PACKAGE_INDEX)
 
 
 def rendering_files() -> list[Path]:

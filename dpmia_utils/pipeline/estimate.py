@@ -49,6 +49,37 @@ def attack_model_epochs(params: dict[str, Any], blocks: dict[str, dict[str, Any]
     return models * params["epochs"]
 
 
+def _prefix_shareable(params: dict[str, Any]) -> bool:
+    """Whether a run's trainings are prefixes of a longer sibling's (training.checkpoints):
+    not when a search selects the epochs, nor when the noise depends on them."""
+    return not params.get("search") and not (
+        params["dp"] and params.get("target_epsilon") is not None
+    )
+
+
+def shared_prefix_epochs(runs: list[dict[str, Any]]) -> list[int]:
+    """For each run, the epochs it reads off a sibling's saved prefix instead of training.
+
+    Siblings are runs equal but for their epochs. Counted so that a group's total is its
+    longest run's epochs whatever order the runs execute in: each run is charged from the
+    next shorter sibling's epochs (50 and 100 epochs: 50 each).
+    """
+    groups: dict[str, list[int]] = {}
+    for params in runs:
+        if _prefix_shareable(params):
+            key = repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
+            groups.setdefault(key, []).append(int(params["epochs"]))
+    shared = []
+    for params in runs:
+        if not _prefix_shareable(params):
+            shared.append(0)
+            continue
+        key = repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
+        shorter = [e for e in groups[key] if e < int(params["epochs"])]
+        shared.append(max(shorter, default=0))
+    return shared
+
+
 def _rows(blocks: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
     """(rows of a CV training fold, rows of an attack model, variants)."""
     data, split = blocks["data"], blocks["split"]
@@ -93,15 +124,18 @@ def estimate_run_seconds(
     params: dict[str, Any],
     blocks: dict[str, dict[str, Any]],
     costs: dict[tuple[str, bool], float] = DEFAULT_SECONDS_PER_EPOCH,
+    shared_epochs: int = 0,
 ) -> float:
     """Estimated wall time of one run in seconds: the target stage (CV, and its search if any)
-    and the attack stage's models, at per-epoch costs scaled by rows x variants."""
+    and the attack stage's models, at per-epoch costs scaled by rows x variants; minus the
+    ``shared_epochs`` of every training it reads off a sibling (:func:`shared_prefix_epochs`)."""
     fold_rows, attack_rows, p = _rows(blocks)
     per_cell = costs[(params["model"], bool(params["dp"]))] / REFERENCE_CELLS
     if params["model"] == "cnn":
         # Cost grows less than linearly with kernel area: 8 kernels of 5 (28% of the area of
         # 16 of 9) measured at 55-72% of the time.
         per_cell *= 0.5 + 0.5 * params["n_kernels"] * params["kernel_size"] / (16 * 9)
-    target = target_model_epochs(params, blocks["split"]["folds"]) * fold_rows * p
-    attack = attack_model_epochs(params, blocks) * attack_rows * p
+    trained = 1.0 - shared_epochs / params["epochs"] if params["epochs"] else 1.0
+    target = target_model_epochs(params, blocks["split"]["folds"]) * fold_rows * p * trained
+    attack = attack_model_epochs(params, blocks) * attack_rows * p * trained
     return OVERHEAD_SECONDS + (target + attack) * per_cell

@@ -29,6 +29,10 @@ from .codeversion import RUN_STAGES, code_version, package_versions, rendering_v
 from .profiles import Profile, RunSpec
 from .store import RECORD_SCHEMA_VERSION, ProfileStore, RecordError, validate_executed_notebook
 
+#: Where run kernels find the shared training prefixes (read by training.checkpoints, which
+#: machinery may not import: the names are repeated here and a test checks they agree).
+CHECKPOINT_DIR_ENV_VAR = "DPMIA_CHECKPOINT_DIR"
+CHECKPOINT_EPOCHS_ENV_VAR = "DPMIA_CHECKPOINT_EPOCHS"
 #: How many times a run starts again after one of its notebook kernels died.
 KERNEL_DEATH_RETRIES = 1
 #: TensorFlow threads for the kernels of Lasso and of CNN runs, when set (the local cluster
@@ -48,6 +52,8 @@ class RunTask:
     provenance: dict[str, Any]  # data checksum, code version, Python and package versions
     kernel_name: str | None = None
     replace: bool = False  # publish over a valid run of the same ID (--force)
+    # The profile's epoch counts: where a training saves a prefix for runs that stop there.
+    checkpoint_epochs: tuple[int, ...] = ()
 
 
 def run_seeds(params: dict[str, Any], shared: dict[str, Any]) -> dict[str, int]:
@@ -152,6 +158,28 @@ def tf_threads_for(params: dict[str, Any]) -> str | None:
     return os.environ.get(CNN_THREADS_ENV_VAR) or None
 
 
+@contextmanager
+def _checkpoint_environment(task: RunTask, store: ProfileStore) -> Iterator[None]:
+    """Let the run's kernels share training prefixes with runs differing only in epochs
+    (training.checkpoints), in a folder per code version so that no other code's weights are
+    ever read; the worker's own environment is restored afterwards."""
+    folder = store.checkpoints_dir / str(task.provenance.get("code_version", "unversioned"))
+    values = {
+        CHECKPOINT_DIR_ENV_VAR: str(folder),
+        CHECKPOINT_EPOCHS_ENV_VAR: ",".join(str(e) for e in task.checkpoint_epochs),
+    }
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)  # papermill's kernels inherit this process's environment
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute_run(task: RunTask) -> dict[str, Any]:
     """Execute one run's stage notebooks into a private folder, then publish it atomically.
 
@@ -185,7 +213,8 @@ def execute_run(task: RunTask) -> dict[str, Any]:
         progress: dict[str, Any] = {"stage": None}
         try:
             stamp["attempt"] = attempt
-            _execute_stages(task, partial, stamp, progress)
+            with _checkpoint_environment(task, store):
+                _execute_stages(task, partial, stamp, progress)
             store.publish(partial, rid, replace=task.replace)
             return {"run_id": rid, "ok": True, "seconds": time.time() - started}
         except Exception as exc:  # one failing run must not stop the grid

@@ -21,7 +21,7 @@ from ..jsonio import atomic_write_json
 from ..stages.params import GridError
 from .cluster import run_tasks
 from .codeversion import code_version, package_versions
-from .estimate import cost_table, estimate_run_seconds
+from .estimate import cost_table, estimate_run_seconds, shared_prefix_epochs
 from .execute import STDERR_LOG, RunTask, run_profile_stage
 from .plan import PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
@@ -92,7 +92,8 @@ def run_grid(
         return report
 
     # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
-    # instead of leaving one worker idle behind a late long run.
+    # instead of leaving one worker idle behind a late long run. Unshared estimates, so a
+    # run goes before the shorter siblings that read their trainings off its saved prefixes.
     todo.sort(key=lambda p: -estimate_run_seconds(p.spec.params, profile.blocks, costs))
     store.runs_dir.mkdir(parents=True, exist_ok=True)
     store.clean_stale_partials()
@@ -102,6 +103,7 @@ def run_grid(
             report.invalid.append(p.run_id)
             store.discard(p.run_id)
     shared = profile.shared_parameters()
+    checkpoint_epochs = tuple(sorted({int(p.spec.params["epochs"]) for p in planned}))
     provenance = {
         "data_checksum": checksum,
         "code_version": version,
@@ -146,7 +148,16 @@ def run_grid(
         run_tasks(
             todo,
             lambda p: (
-                RunTask(p.spec, p.run_id, shared, str(store.root), provenance, kernel_name, force),
+                RunTask(
+                    p.spec,
+                    p.run_id,
+                    shared,
+                    str(store.root),
+                    provenance,
+                    kernel_name,
+                    force,
+                    checkpoint_epochs,
+                ),
             ),
             scheduler,
             n_workers,
@@ -183,8 +194,9 @@ def _print_plan(
     """`run --dry-run`: every run with its state and estimated time, and the total to execute."""
     total = 0.0
     out(f"profile {profile.name}: {len(planned)} runs, {n_todo} to execute")
-    for p in planned:
-        seconds = estimate_run_seconds(p.spec.params, profile.blocks, costs)
+    shared = shared_prefix_epochs([p.spec.params for p in planned])
+    for p, shared_epochs in zip(planned, shared, strict=True):
+        seconds = estimate_run_seconds(p.spec.params, profile.blocks, costs, shared_epochs)
         total += seconds if p.status != "complete" else 0.0
         note = f" ({p.reason})" if p.reason else ""
         out(f"  {p.run_id}  {p.status:8s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")

@@ -127,6 +127,9 @@ STORE_LAYOUT = {
     "failed_dir": "failed",
     "stages_dir": "stages",
     "summary_path": "summary.csv",
+    # Saved training prefixes shared by runs that differ only in epochs (a cache: deleting
+    # it costs time, never results), one folder per code version.
+    "checkpoints_dir": "checkpoints",
 }
 
 
@@ -139,6 +142,7 @@ class ProfileStore:
     failed_dir: Path = field(init=False, repr=False, compare=False)
     stages_dir: Path = field(init=False, repr=False, compare=False)
     summary_path: Path = field(init=False, repr=False, compare=False)
+    checkpoints_dir: Path = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for attribute, name in STORE_LAYOUT.items():

@@ -224,6 +224,8 @@ def target_record(
         "selection": selection.record() if selection is not None else None,
         "converged_l1_reference": l1_reference,
         "steps": [int(r.steps) for r in cv.train_results],
+        # Epochs each fold read off a saved prefix (another run's) instead of computing them.
+        "resumed_epochs": [int(r.resumed_epochs) for r in cv.train_results],
         "sampling": plan.config.sampling,
         "engine": plan.config.engine,
         "seconds": float(sum(cv.seconds)),

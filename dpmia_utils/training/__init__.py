@@ -4,12 +4,14 @@ Modules, in the order a training run uses them: :mod:`.config` (``TrainConfig``,
 :mod:`.sampling` (which rows each step uses), :mod:`.losses`, :mod:`.engines` (the per-step
 sum of clipped gradients: ``fast`` and ``reference``), :mod:`.noise` and :mod:`.dpsgd` (the
 privacy mechanism and the L1 prox step, shared by every engine), :mod:`.loop` (the compiled
-epoch loop, ``train_model``), :mod:`.result` (``TrainResult``), :mod:`.tf_privacy`
+epoch loop, ``train_model``), :mod:`.checkpoints` (saved prefixes of trainings, shared across
+runs that differ only in epochs), :mod:`.result` (``TrainResult``), :mod:`.tf_privacy`
 (tensorflow-privacy's optimizer under ``model.fit``, a cross-check), :mod:`.cv`
 (``cross_validate``), :mod:`.selection` (hyperparameter search by CV) and
 :mod:`.lasso_reference` (the converged L1 solution, a reference).
 """
 
+from dpmia_utils.training import checkpoints
 from dpmia_utils.training.config import (
     LOSSES,
     SAMPLINGS,

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from dpmia_utils import seeds
 from dpmia_utils.models import ModelSpec, build_model, dropout_mask, dropout_rate, kernel_variables
+from dpmia_utils.training.checkpoints import Checkpoint, active_store, training_key
 from dpmia_utils.training.config import (
     SEED_DROPOUT,
     SEED_INIT,
@@ -253,7 +254,18 @@ def train_model(
     history = empty_history()
     batch_sizes: list[np.ndarray] = []
     epoch_seconds: list[float] = []
-    epochs = range(config.epochs)
+    if X_val is None or y_val is None:
+        X_val = y_val = None
+    # A saved prefix of this very training (another run's, with fewer or more epochs): load
+    # it and train only the remaining epochs; bit-identical to training them all here.
+    store = active_store()
+    key = training_key(X, y, spec, config, X_val, y_val) if store is not None else ""
+    resumed = store.latest(key, config.epochs) if store is not None else None
+    if resumed is not None:
+        trainer.model.set_weights(resumed.weights)
+        history = {k: list(resumed.history[k]) for k in history}
+        batch_sizes, epoch_seconds = list(resumed.batch_sizes), list(resumed.epoch_seconds)
+    epochs = range(resumed.epoch if resumed is not None else 0, config.epochs)
     if progress:
         from tqdm import tqdm
 
@@ -262,12 +274,17 @@ def train_model(
         stats = trainer.run_epoch(epoch)
         history["loss"].append(stats.loss)
         history["accuracy"].append(stats.accuracy)
-        if X_val is not None and y_val is not None:
+        if X_val is not None:
             val = evaluate(trainer.model, X_val, y_val)
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val["accuracy"])
         batch_sizes.append(stats.batch_sizes)
         epoch_seconds.append(stats.seconds)
+        if store is not None and store.should_save(epoch + 1, config.epochs):
+            saved = Checkpoint(
+                epoch + 1, trainer.model.get_weights(), history, batch_sizes, epoch_seconds
+            )
+            store.save(key, saved)
     return TrainResult(
         model=trainer.model,
         history=history,
@@ -282,4 +299,5 @@ def train_model(
         batch_sizes=np.concatenate(batch_sizes) if batch_sizes else np.zeros(0, np.int32),
         epoch_seconds=epoch_seconds,
         engine=config.engine,
+        resumed_epochs=resumed.epoch if resumed is not None else 0,
     )

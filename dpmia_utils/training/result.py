@@ -39,6 +39,8 @@ class TrainResult:
     batch_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     epoch_seconds: list[float] = field(default_factory=list)
     engine: str = "fast"
+    #: Epochs loaded from a saved prefix of this training (.checkpoints), not computed here.
+    resumed_epochs: int = 0
 
     @property
     def sampling_probability(self) -> float:
@@ -58,6 +60,7 @@ class TrainResult:
             "mean_batch_size": float(np.mean(self.batch_sizes)) if self.batch_sizes.size else None,
             "seconds": self.seconds,
             "engine": self.engine,
+            "resumed_epochs": self.resumed_epochs,
             "final": {k: v[-1] for k, v in self.history.items() if v},
         }
 

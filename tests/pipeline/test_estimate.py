@@ -9,6 +9,7 @@ from dpmia_utils.pipeline.estimate import (
     OVERHEAD_SECONDS,
     attack_model_epochs,
     estimate_run_seconds,
+    shared_prefix_epochs,
     target_model_epochs,
 )
 from dpmia_utils.pipeline.profiles import load_profile
@@ -50,3 +51,23 @@ def test_estimate_is_linear_in_epochs_and_uses_the_given_costs():
     expected = 5 * 50 * per_epoch * 1504.8 / PAPER_TRAINING_ROWS
     expected += (5 + k) * 50 * per_epoch * 940.5 / PAPER_TRAINING_ROWS
     assert short == pytest.approx(expected)
+
+
+def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once():
+    base = {"model": "cnn", "dp": True, "noise_multiplier": 1.0, "target_epsilon": None}
+    runs = [{**base, "epochs": 100}, {**base, "epochs": 50}, {**base, "epochs": 50, "l1": 1}]
+    assert shared_prefix_epochs(runs) == [50, 0, 0]
+    # Not when the epochs are searched, nor when the noise is calibrated to them.
+    calibrated = {**base, "target_epsilon": 1.0}
+    assert shared_prefix_epochs([{**calibrated, "epochs": 100}, {**calibrated, "epochs": 50}]) == [0, 0]
+    searched = {**base, "search": {"epochs": [50, 100]}}
+    assert shared_prefix_epochs([{**searched, "epochs": 100}, {**searched, "epochs": 50}]) == [0, 0]
+    profile = load_profile(parameters_dir() / "paper.yml")
+    run = next(r.params for r in profile.runs if r.params["model"] == "lasso" and r.params["dp"])
+    alone = estimate_run_seconds({**run, "epochs": 50}, profile.blocks) - OVERHEAD_SECONDS
+    long = {**run, "epochs": 100}
+    resumed = estimate_run_seconds(long, profile.blocks, shared_epochs=50) - OVERHEAD_SECONDS
+    assert resumed == pytest.approx(alone)
+    # The paper grid: every DP setting at 50 epochs is a prefix of the same setting at 100.
+    shared = shared_prefix_epochs([r.params for r in profile.runs])
+    assert sum(s == 50 for s in shared) == 40 and sum(shared) == 40 * 50

@@ -32,7 +32,7 @@ def _records(root: Path) -> dict[str, dict]:
 def test_smoke_numbers_unchanged_by_the_reorganisation(smoke_grid):
     _, root = smoke_grid
     records = _records(root)
-    assert set(records) == set(GOLDEN)
+    assert set(GOLDEN) <= set(records)  # runs added since (dp-longer) have no golden
     for key, golden in GOLDEN.items():
         target, expected = records[key]["target"], golden["target"]
         assert target["steps"] == expected["steps"], key

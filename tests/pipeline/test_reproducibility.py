@@ -2,11 +2,13 @@
 
 The smoke grid's DP run was executed by the runner (a Dask worker's papermill kernel); here
 the target-training notebook runs again in fresh kernels, once with the same parameters and
-once with another seed, and the records are checked for what produced them.
+once with another seed, once reading the saved prefixes of a longer run (training.checkpoints),
+and the records are checked for what produced them.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from dpmia_utils import paths
 from dpmia_utils.jsonio import read_json
 from dpmia_utils.pipeline.codeversion import RUN_STAGES
+from dpmia_utils.pipeline.execute import CHECKPOINT_DIR_ENV_VAR, CHECKPOINT_EPOCHS_ENV_VAR
 from dpmia_utils.pipeline.profiles import load_profile
 from dpmia_utils.pipeline.store import ProfileStore
 from dpmia_utils.stages import data_fingerprint
@@ -51,7 +54,7 @@ def smoke(smoke_grid):
     store = ProfileStore(root)
     profile = load_profile(paths.parameters_dir() / "smoke.yml")
     records = [store.load_record(p.run_id) for p in report.planned]
-    (dp_record,) = [r for r in records if r["params"]["dp"]]
+    (dp_record,) = [r for r in records if r["group"] == "dp"]
     return profile, store, records, dp_record
 
 
@@ -99,6 +102,41 @@ def test_same_seed_gives_identical_weights_and_metrics_in_a_fresh_process(smoke,
             assert a.dtype == b.dtype and a.shape == b.shape
             assert a.tobytes() == b.tobytes()  # bit for bit, not approximately
     target = read_json(fresh_runs["same"] / "target.json")
+    for field in RESULT_FIELDS:
+        assert target[field] == record["target"][field], field
+
+
+@pytest.fixture(scope="module")
+def resumed_run(smoke, tmp_path_factory):
+    """The DP run executed again in a fresh kernel that may read the grid's saved prefixes:
+    the smoke grid's dp-longer run (the same training for 10 epochs) saved epoch 5."""
+    profile, store, _, record = smoke
+    folder = store.checkpoints_dir / record["provenance"]["code_version"]
+    assert any(folder.glob("*/epoch-5.npz")), "the grid saved no 5-epoch prefix"
+    saved = {k: os.environ.get(k) for k in (CHECKPOINT_DIR_ENV_VAR, CHECKPOINT_EPOCHS_ENV_VAR)}
+    os.environ[CHECKPOINT_DIR_ENV_VAR] = str(folder)
+    os.environ[CHECKPOINT_EPOCHS_ENV_VAR] = ""
+    try:  # the kernel inherits the environment at its start
+        return execute_training(
+            profile, record["params"], tmp_path_factory.mktemp("resumed") / "run"
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_a_run_read_off_a_longer_runs_prefix_is_bit_identical(smoke, fresh_runs, resumed_run):
+    _, store, _, record = smoke
+    target = read_json(resumed_run / "target.json")
+    assert target["resumed_epochs"] == [5, 5]  # nothing trained: both folds read off dp-longer
+    assert read_json(fresh_runs["same"] / "target.json")["resumed_epochs"] == [0, 0]
+    for source in (store.run_dir(record["run_id"]), fresh_runs["same"]):
+        for fold_a, fold_b in zip(fold_weights(source), fold_weights(resumed_run), strict=True):
+            for a, b in zip(fold_a, fold_b, strict=True):
+                assert a.tobytes() == b.tobytes()
     for field in RESULT_FIELDS:
         assert target[field] == record["target"][field], field
 
