@@ -43,6 +43,10 @@ PAPER_EPSILONS: dict[tuple[int, int, float], float] = {
 
 # The attacks a run can ask for, in the order tables show them.
 ATTACK_NAMES: tuple[str, ...] = ("shadow", "loss", "lira")
+# attack.reference_models value making LiRA's reference models the shadow attack's own: one
+# per repeat, trained with the target's recipe on a random half of the adversary's pool, so
+# distributed as LiRA's offline reference models are (none ever saw a candidate).
+SHADOW_REFERENCES = "shadow"
 
 # Run parameters a `search` may vary (those of the authors' grids): the parameter schema
 # checks them without loading the training code.

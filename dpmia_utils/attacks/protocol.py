@@ -7,7 +7,8 @@ each, disjoint by sample ID. The adversary holds the shadow half. White box: sha
 reference models use the target's recipe (DP included); black box adds the shadow and LiRA
 attacks again with a default recipe and probability-only access to the target. The shadow
 attack trains a new shadow model in every repeat; LiRA trains its K reference models once and
-reuses them for every target. Per attack, each repeat's metrics are summarised and then
+reuses them for every target, or (``reference_models: shadow``) uses the repeats' shadow
+models as its references, which then cost no training of their own. Per attack, each repeat's metrics are summarised and then
 aggregated over the repeats (:func:`summary_metrics`, :func:`aggregate_repeats`).
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dpmia_utils import seeds
-from dpmia_utils.constants import ATTACK_NAMES
+from dpmia_utils.constants import ATTACK_NAMES, SHADOW_REFERENCES
 from dpmia_utils.splits import balanced_membership_sample
 
 from .lira import lira_attack, reference_model_plan, reference_statistics
@@ -32,10 +33,11 @@ from .scores import (
     as_logits_fn,
     black_box_train_fn,
     keras_train_fn,
+    lira_statistic,
     mean_loss,
     probability_only,
 )
-from .shadow import shadow_model_attack
+from .shadow import shadow_model_attack, train_shadow_model
 
 #: Seed-stream tag of the repeats' seeds and the reference models' training seeds.
 _TAG_REPEATS = 7
@@ -150,6 +152,11 @@ def attack_names(attack: dict[str, Any]) -> list[str]:
     return names
 
 
+def reference_models_are_shadow_models(attack: dict[str, Any]) -> bool:
+    """Whether LiRA reuses the shadow attack's models (``reference_models: shadow``)."""
+    return attack["reference_models"] == SHADOW_REFERENCES
+
+
 def attack_targets(
     dataset: Any,
     splits: Any,
@@ -186,15 +193,40 @@ def attack_targets(
         recipes["black"] = black_box_recipe
     rng = seeds.generator(seed, _TAG_REPEATS)
     repeat_seeds = rng.integers(0, 2**31 - 1, size=attack["repeats"]).tolist()
-    n_reference = attack["reference_models"]
     lira_wanted = any(n.startswith("lira") for n in names)
+    from_shadow = reference_models_are_shadow_models(attack)
+    n_reference = attack["repeats"] if from_shadow else attack["reference_models"]
     n_trainings = attack["repeats"] * sum(n.startswith("shadow") for n in names)
-    n_trainings += n_reference * len(recipes) * lira_wanted
+    n_trainings += 0 if from_shadow else n_reference * len(recipes) * lira_wanted
     bar = tqdm(total=n_trainings, desc="attack model trainings", disable=not progress)
+    # The adversary's data, copied out of X once (not once per repeat).
+    X_shadow, y_shadow = X[splits.shadow], y[splits.shadow]
 
-    # LiRA reference models: trained once, OUT for every candidate (all in the target half).
+    def access(kind: str) -> Any:
+        return probability_only if kind == "black" else as_logits_fn
+
+    # LiRA reference models: trained once, OUT for every candidate (all in the target half);
+    # or, with reference_models "shadow", the shadow attack's models (one per repeat, each on
+    # a random half of the same pool with the same recipe), trained here up front.
     reference_phi: dict[str, np.ndarray] = {}
-    if lira_wanted:
+    shadow_models: dict[tuple[str, int], Any] = {}
+    if from_shadow and lira_wanted:
+        for kind, recipe in recipes.items():
+            phis = []
+            for repeat, repeat_seed in enumerate(repeat_seeds):
+                trained = train_shadow_model(
+                    X_shadow,
+                    y_shadow,
+                    train_fn=recipe,
+                    in_fraction=shadow_in_fraction,
+                    seed=repeat_seed,
+                )
+                shadow_models[kind, repeat] = trained
+                logits = access(kind)(trained[0])
+                phis.append(lira_statistic(logits(X[splits.target]), y[splits.target]))
+                bar.update()
+            reference_phi[kind] = np.stack(phis)
+    elif lira_wanted:
         masks = reference_model_plan(splits.shadow.size, n_reference, seed=seed)
         for kind, recipe in recipes.items():
             model_seeds = [int(rng.integers(2**31 - 1)) + k for k in range(n_reference)]
@@ -206,7 +238,7 @@ def attack_targets(
                 masks,
                 model_seeds,
                 splits.target,
-                access=probability_only if kind == "black" else as_logits_fn,
+                access=access(kind),
                 on_trained=bar.update,
             )  # (K, n_target), columns follow splits.target
     target_column = {int(i): c for c, i in enumerate(splits.target)}
@@ -225,19 +257,22 @@ def attack_targets(
             kind = "black" if name.endswith("_black_box") else "white"
             base = name.removesuffix("_black_box")
             if base == "shadow":
+                trained = shadow_models.pop((kind, repeat), None)
                 result = shadow_model_attack(
                     targets[kind],
                     X_eval,
                     y_eval,
                     is_member,
-                    X[splits.shadow],
-                    y[splits.shadow],
+                    X_shadow,
+                    y_shadow,
                     train_fn=recipes[kind],
                     in_fraction=shadow_in_fraction,
                     seed=repeat_seed,
                     eval_indices=eval_idx,
+                    trained=trained,
                 )
-                bar.update()
+                if trained is None:
+                    bar.update()
             elif base == "loss":
                 train_loss = mean_loss(white, X[members], y[members])
                 result = loss_attack(
@@ -267,6 +302,9 @@ def attack_targets(
         "repeats": attack["repeats"],
         "targets": "CV fold models (repeat r attacks fold r mod k)",
         "n_reference": n_reference if lira_wanted else 0,
+        "lira_references": (
+            ("the shadow models" if from_shadow else "own reference models") if lira_wanted else None
+        ),
         "n_model_trainings": n_trainings,
         "evaluation_size": [int(r.is_member.size) for r in results[names[0]]],
         "adversary_pool_size": int(splits.shadow.size),

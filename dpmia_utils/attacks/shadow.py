@@ -28,6 +28,30 @@ ATTACK_FOREST_PARAMS: dict[str, int] = {"n_estimators": 10, "max_depth": 2}
 _TAG_SHADOW_MODEL = 11
 
 
+def train_shadow_model(
+    X_shadow: np.ndarray,
+    y_shadow: np.ndarray,
+    *,
+    train_fn: TrainFn,
+    in_fraction: float = 0.5,
+    seed: int = 0,
+) -> tuple[Any, splits.ShadowSplit]:
+    """The shadow model :func:`shadow_model_attack` trains for ``seed``, and its in/out split.
+
+    Trained on the split's 'in' records with ``train_fn`` and a seed derived from ``seed``;
+    returned as ``train_fn`` returned it. The protocol trains these up front when LiRA reuses
+    them as its reference models (:func:`dpmia_utils.attacks.protocol.attack_targets`).
+    """
+    y_shadow = binary_labels(y_shadow, np.asarray(X_shadow).shape[0])
+    split = splits.shadow_in_out_split(
+        np.arange(np.asarray(X_shadow).shape[0]), seed=seed, in_fraction=in_fraction
+    )
+    model = train_fn(
+        X_shadow[split.shadow_in], y_shadow[split.shadow_in], seeds.derive(seed, _TAG_SHADOW_MODEL)
+    )
+    return model, split
+
+
 def shadow_model_attack(
     target_model_predict: Any,
     X_eval: np.ndarray,
@@ -40,6 +64,7 @@ def shadow_model_attack(
     in_fraction: float = 0.5,
     seed: int = 0,
     eval_indices: np.ndarray | None = None,
+    trained: tuple[Any, splits.ShadowSplit] | None = None,
 ) -> AttackResult:
     """The paper's attack: one shadow model, a random forest on [1 - p, p, y] (section 4.4).
 
@@ -60,19 +85,21 @@ def shadow_model_attack(
     uses every record where ``mia`` leaves one unused, the forest sees [1 - p, p, y] where the
     one-unit sigmoid's Keras ``predict_proba`` gave ``mia`` [p, y], and seeds are derived from
     ``seed`` (``mia`` fixed 42; the authors' forest was unseeded).
+
+    ``trained``: the (model, split) :func:`train_shadow_model` returns for the same data,
+    recipe, ``in_fraction`` and ``seed``, trained earlier; the attack is then the same.
     """
     logits_fn = as_logits_fn(target_model_predict)
     X_eval, X_shadow = np.asarray(X_eval), np.asarray(X_shadow)
     y_eval = binary_labels(y_eval, X_eval.shape[0])
     y_shadow = binary_labels(y_shadow, X_shadow.shape[0])
-    split = splits.shadow_in_out_split(
-        np.arange(X_shadow.shape[0]), seed=seed, in_fraction=in_fraction
-    )
+    if trained is None:
+        trained = train_shadow_model(
+            X_shadow, y_shadow, train_fn=train_fn, in_fraction=in_fraction, seed=seed
+        )
+    model, split = trained
     shadow_in, shadow_out = split.shadow_in, split.shadow_out
-
-    shadow_model = as_logits_fn(
-        train_fn(X_shadow[shadow_in], y_shadow[shadow_in], seeds.derive(seed, _TAG_SHADOW_MODEL))
-    )
+    shadow_model = as_logits_fn(model)
     attack_rows = np.concatenate([shadow_in, shadow_out])
     attack_X = _features(shadow_model(X_shadow[attack_rows]), y_shadow[attack_rows])
     attack_y = np.r_[np.ones(shadow_in.size, int), np.zeros(shadow_out.size, int)]

@@ -6,7 +6,12 @@ import math
 import statistics
 from typing import Any
 
-from ..constants import PAPER_TRAINING_ROWS, YEAST_SEGREGANTS_MEASURED, YEAST_VARIANTS
+from ..constants import (
+    PAPER_TRAINING_ROWS,
+    SHADOW_REFERENCES,
+    YEAST_SEGREGANTS_MEASURED,
+    YEAST_VARIANTS,
+)
 from .store import ProfileStore, RecordError
 
 #: Seconds per epoch of the default ("fast") engine on a real-size training fold (1,504 x 28,220
@@ -45,7 +50,8 @@ def attack_model_epochs(params: dict[str, Any], blocks: dict[str, dict[str, Any]
     """Epochs of the attack stage's models (shadow and LiRA reference), at the run's epochs."""
     attack = blocks["attack"]
     models = attack["repeats"] * ("shadow" in attack["attacks"])
-    models += attack["reference_models"] * ("lira" in attack["attacks"])
+    if attack["reference_models"] != SHADOW_REFERENCES:  # else LiRA reuses the shadow models
+        models += attack["reference_models"] * ("lira" in attack["attacks"])
     return models * params["epochs"]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..constants import ATTACK_NAMES, SEARCHABLE
+from ..constants import ATTACK_NAMES, SEARCHABLE, SHADOW_REFERENCES
 
 
 class GridError(ValueError):
@@ -89,7 +89,12 @@ BLOCK_KEYS: dict[str, dict[str, Key]] = {
     "attack": {
         "repeats": Key(int, _positive, "must be a positive integer"),
         "attacks": Key(list),
-        "reference_models": Key(int, lambda v: v >= 2, "must be >= 2"),
+        # LiRA's reference models: how many to train, or "shadow" (the shadow attack's).
+        "reference_models": Key(
+            (int, str),
+            lambda v: v == SHADOW_REFERENCES or (isinstance(v, int) and v >= 2),
+            f"must be an integer >= 2 or {SHADOW_REFERENCES!r}",
+        ),
         "black_box": Key(bool),
         "n_bootstrap": Key(int, lambda v: v >= 100, "must be >= 100"),
     },
@@ -211,6 +216,14 @@ def resolve_blocks(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             f"{name}: attack.attacks must be a non-empty list from {list(ATTACK_NAMES)}, "
             f"got {blocks['attack']['attacks']!r}"
         )
+    attack = blocks["attack"]
+    if attack["reference_models"] == SHADOW_REFERENCES and "lira" in attack["attacks"]:
+        if "shadow" not in attack["attacks"] or attack["repeats"] < 2:
+            raise GridError(
+                f"{name}: attack.reference_models {SHADOW_REFERENCES!r} makes LiRA use the shadow "
+                f"attack's models: attack.attacks must include 'shadow' and attack.repeats be "
+                f">= 2, got {attack['attacks']!r} and {attack['repeats']}"
+            )
     return blocks
 
 

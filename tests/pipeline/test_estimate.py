@@ -16,10 +16,14 @@ from dpmia_utils.pipeline.profiles import load_profile
 
 
 def test_attack_stage_counts_one_shadow_model_per_repeat_and_the_lira_references():
-    blocks = load_profile(parameters_dir() / "paper.yml").blocks
+    blocks = load_profile(parameters_dir() / "table1.yml").blocks
     run = {"epochs": 50}
     k = blocks["attack"]["reference_models"]
     assert attack_model_epochs(run, blocks) == (5 + k) * 50
+    # The paper profile's LiRA reuses the shadow models: no reference model of its own.
+    paper = load_profile(parameters_dir() / "paper.yml").blocks
+    assert paper["attack"]["reference_models"] == "shadow"
+    assert attack_model_epochs(run, paper) == 5 * 50
     no_lira = {**blocks, "attack": {**blocks["attack"], "attacks": ["shadow", "loss"]}}
     assert attack_model_epochs(run, no_lira) == 5 * 50
 
@@ -47,9 +51,8 @@ def test_estimate_is_linear_in_epochs_and_uses_the_given_costs():
     # As coded: 5-fold training sets of 1,504 (the paper's n) x 28,220 variants; the attack's
     # models train on half of the shadow half (1,881 / 2 rows).
     per_epoch = DEFAULT_SECONDS_PER_EPOCH[("lasso", True)]
-    k = profile.blocks["attack"]["reference_models"]
     expected = 5 * 50 * per_epoch * 1504.8 / PAPER_TRAINING_ROWS
-    expected += (5 + k) * 50 * per_epoch * 940.5 / PAPER_TRAINING_ROWS
+    expected += 5 * 50 * per_epoch * 940.5 / PAPER_TRAINING_ROWS  # shadow models, also LiRA's
     assert short == pytest.approx(expected)
 
 

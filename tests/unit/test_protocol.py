@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from dpmia_utils import attacks, metrics, stages
 from dpmia_utils.data import PreparedTrait
 from dpmia_utils.exposure import per_individual_risk
+from dpmia_utils.stages.params import GridError
 
 SPLIT = {"seed": 1, "folds": 2, "target_fraction": 0.5}
 ATTACK = {
@@ -158,6 +159,59 @@ def test_adversary_trains_on_the_shadow_half_only_and_trainings_are_counted(leak
     # Each repeat's shadow model trains on half of the shadow half.
     for rows, result in zip(recorder.calls[8:], outcome.results["shadow"], strict=True):
         assert rows.size == result.info["shadow_in_size"] == 60
+
+
+@pytest.fixture(scope="module")
+def leaky_shared(leaky):
+    """The leaky setup again, LiRA reusing the shadow models (reference_models: shadow)."""
+    recorder = RecordingTrainFn(memorising_train_fn, leaky["dataset"].features())
+    outcome = attacks.attack_targets(
+        leaky["dataset"],
+        leaky["splits"],
+        None,
+        fold_models(leaky["dataset"], leaky["splits"], memorising_train_fn),
+        {**ATTACK, "reference_models": "shadow"},
+        seed=3,
+        progress=False,
+        train_fn=recorder,
+    )
+    return outcome, recorder
+
+
+def test_lira_can_reuse_the_shadow_models_as_its_references(leaky, leaky_shared):
+    """The shadow attack is unchanged, and LiRA's K references are its 3 models: 3 trainings."""
+    outcome, recorder = leaky_shared
+    assert outcome.info["n_model_trainings"] == len(recorder.calls) == 3
+    assert outcome.info["n_reference"] == 3
+    assert outcome.info["lira_references"] == "the shadow models"
+    # The same rows, in the same order, as the shadow models of the run with its own references.
+    for shared, own in zip(recorder.calls, leaky["recorder"].calls[8:], strict=True):
+        np.testing.assert_array_equal(shared, own)
+    for ours, theirs in zip(outcome.results["shadow"], leaky["outcome"].results["shadow"], strict=True):
+        np.testing.assert_array_equal(ours.scores, theirs.scores)
+        np.testing.assert_array_equal(ours.predictions, theirs.predictions)
+    for name in ("loss",):
+        for ours, theirs in zip(outcome.results[name], leaky["outcome"].results[name], strict=True):
+            np.testing.assert_array_equal(ours.scores, theirs.scores)
+    # LiRA still finds the memorising models' members, with other references than before.
+    assert min(outcome.aggregate["lira"]["auc"]["values"]) > 0.7
+    assert not np.array_equal(
+        outcome.results["lira"][0].scores, leaky["outcome"].results["lira"][0].scores
+    )
+
+
+@pytest.mark.parametrize(
+    ("attack", "problem"),
+    [
+        ({"attacks": ["loss", "lira"], "reference_models": "shadow"}, "must include 'shadow'"),
+        ({"repeats": 1, "reference_models": "shadow"}, "repeats be >= 2"),
+        ({"reference_models": "shadows"}, "integer >= 2 or 'shadow'"),
+        ({"reference_models": 1}, "integer >= 2 or 'shadow'"),
+    ],
+)
+def test_shadow_references_need_shadow_models_to_reuse(attack, problem):
+    with pytest.raises(GridError, match=problem):
+        stages.resolve_parameters(attack=attack, run={"model": "lasso"})
 
 
 def test_shadow_half_holding_target_records_is_refused(leaky):
