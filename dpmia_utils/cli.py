@@ -58,6 +58,16 @@ def _user_errors() -> dict[type[Exception], int]:
     return {GridError: 2, BookError: 1}
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as YAML (0.001352 is a number, lasso a string)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -103,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="run only this group of the profile (repeatable)",
+    )
+    run.add_argument(
+        "--where",
+        dest="where",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value,
+        default=[],
+        help="run only the runs with this parameter value, e.g. batch_size=16 (repeatable)",
     )
     run.set_defaults(func=_cmd_run)
 

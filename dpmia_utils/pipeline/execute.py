@@ -160,9 +160,10 @@ def tf_threads_for(params: dict[str, Any]) -> str | None:
 
 @contextmanager
 def _checkpoint_environment(task: RunTask, store: ProfileStore) -> Iterator[None]:
-    """Let the run's kernels share training prefixes with runs differing only in epochs
-    (training.checkpoints), in a folder per code version so that no other code's weights are
-    ever read; the worker's own environment is restored afterwards."""
+    """Let the run's kernels share training prefixes with runs differing only in epochs, of
+    any profile under the same results root (training.checkpoints), in a folder per code
+    version so that no other code's weights are ever read; the worker's own environment is
+    restored afterwards."""
     folder = store.checkpoints_dir / str(task.provenance.get("code_version", "unversioned"))
     values = {
         CHECKPOINT_DIR_ENV_VAR: str(folder),

@@ -58,12 +58,14 @@ def run_grid(
     kernel_name: str | None = None,
     summarize: bool = True,
     groups: Sequence[str] = (),
+    where: dict[str, Any] | None = None,
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves.
 
-    ``groups`` (names from the profile) limits execution to those groups' runs; the summary
-    still lists every run, so the others show as missing until they are computed.
+    ``groups`` (names from the profile) limits execution to those groups' runs, and ``where``
+    (run parameter -> value) to the runs with those values (e.g. a fixed quarter of a grid);
+    the summary still lists every run, so the others show as missing until they are computed.
 
     A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
     raised before anything in the results store is created or changed.
@@ -83,12 +85,23 @@ def run_grid(
     unknown = sorted(set(groups) - {r.group for r in profile.runs})
     if unknown:
         raise GridError(f"{profile.path.name}: no group(s) named {unknown}")
-    todo = [p for p in planned if p.status != "complete" and (not groups or p.spec.group in groups)]
+    where = dict(where or {})
+    known = set().union(*(r.params for r in profile.runs)) if profile.runs else set()
+    if set(where) - known:
+        raise GridError(
+            f"{profile.path.name}: --where names no run parameter: {sorted(set(where) - known)}"
+        )
+
+    def selected(p: PlannedRun) -> bool:
+        in_group = not groups or p.spec.group in groups
+        return in_group and all(p.spec.params.get(k) == v for k, v in where.items())
+
+    todo = [p for p in planned if p.status != "complete" and selected(p)]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
     costs = cost_table(store)
     if dry_run:
-        _print_plan(profile, planned, len(todo), costs, n_workers, out)
+        _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         return report
 
     # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
@@ -186,21 +199,26 @@ def run_grid(
 def _print_plan(
     profile: Profile,
     planned: list[PlannedRun],
-    n_todo: int,
+    todo: set[str],
     costs: dict[tuple[str, bool], float],
     n_workers: int,
     out: Callable[[str], None],
 ) -> None:
-    """`run --dry-run`: every run with its state and estimated time, and the total to execute."""
+    """`run --dry-run`: every run with its state and estimated time, and the total to execute.
+
+    Runs that share training prefixes (same settings, other epochs) are charged their
+    longest trajectory once, as if every one of them were computed (estimate.shared_prefix_epochs).
+    """
     total = 0.0
-    out(f"profile {profile.name}: {len(planned)} runs, {n_todo} to execute")
+    out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
     shared = shared_prefix_epochs([p.spec.params for p in planned])
     for p, shared_epochs in zip(planned, shared, strict=True):
         seconds = estimate_run_seconds(p.spec.params, profile.blocks, costs, shared_epochs)
-        total += seconds if p.status != "complete" else 0.0
+        total += seconds if p.run_id in todo else 0.0
+        state = p.status if p.run_id in todo or p.status == "complete" else "not asked"
         note = f" ({p.reason})" if p.reason else ""
-        out(f"  {p.run_id}  {p.status:8s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
+        out(f"  {p.run_id}  {state:9s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
     out(
-        f"estimated time for the {n_todo} runs to execute: {total / 3600:.2f} h "
+        f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h "
         f"on this machine ({n_workers} worker(s); estimate from measured per-epoch costs)"
     )

@@ -127,10 +127,10 @@ STORE_LAYOUT = {
     "failed_dir": "failed",
     "stages_dir": "stages",
     "summary_path": "summary.csv",
-    # Saved training prefixes shared by runs that differ only in epochs (a cache: deleting
-    # it costs time, never results), one folder per code version.
-    "checkpoints_dir": "checkpoints",
 }
+#: Saved training prefixes (training.checkpoints), next to the profiles' stores and shared by
+#: all of them, one folder per code version: a cache, so deleting it costs time, never results.
+CHECKPOINTS_FOLDER = ".checkpoints"
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,6 @@ class ProfileStore:
     failed_dir: Path = field(init=False, repr=False, compare=False)
     stages_dir: Path = field(init=False, repr=False, compare=False)
     summary_path: Path = field(init=False, repr=False, compare=False)
-    checkpoints_dir: Path = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for attribute, name in STORE_LAYOUT.items():
@@ -152,6 +151,11 @@ class ProfileStore:
     def for_profile(cls, profile: str, results_root: Path | None = None) -> ProfileStore:
         """The store of `profile` under `results_root` (default: paths.results_dir())."""
         return cls((results_root or paths.results_dir()) / profile)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Saved training prefixes, shared with the other profiles under the same results root."""
+        return Path(self.root).parent / CHECKPOINTS_FOLDER
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id

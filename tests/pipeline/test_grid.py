@@ -130,3 +130,24 @@ def test_malformed_grid_names_file_and_problem(text, expected, tmp_path):
 def test_missing_profile_file_is_named(tmp_path):
     with pytest.raises(GridError, match="nope.yml: no such profile file"):
         load_profile(tmp_path / "nope.yml")
+
+
+def test_where_picks_a_fixed_part_of_a_grid(tmp_path):
+    from dpmia_utils.pipeline.grid import run_grid
+
+    lines: list[str] = []
+    report = run_grid(
+        parameters_dir() / "paper.yml",
+        results_root=tmp_path,
+        dry_run=True,
+        where={"l1": 0, "batch_size": 16},
+        out=lines.append,
+    )
+    asked = [line for line in lines if line.startswith("  ") and "not asked" not in line]
+    # A quarter of the 80 DP points (l1 = 0, batch 16: both models, both epochs, all noises)
+    # and the two baselines at l1 = 0 (their batch size is searched; the default is 16).
+    assert len(asked) == 22 and len(report.planned) == 84
+    assert "22 to execute" in lines[0] and "22 runs to execute" in lines[-1]
+    with pytest.raises(GridError, match="no run parameter"):
+        run_grid(parameters_dir() / "paper.yml", results_root=tmp_path, dry_run=True,
+                 where={"noise": 1.0}, out=lines.append)
