@@ -43,9 +43,11 @@ def test_dp_runs_report_epsilon_under_all_accountants(smoke_grid):
     _, root = smoke_grid
     summary = pd.read_csv(root / "summary.csv")
     dp = summary[summary["dp"]]
-    assert len(dp) == 1
-    row = dp.iloc[0]
-    assert 0 < row["epsilon_pld"] <= row["epsilon_rdp"] <= row["epsilon_rdp_classic"] < math.inf
+    assert len(dp) == 2  # the dp run and dp-longer, the same setting for twice the epochs
+    for _, row in dp.iterrows():
+        assert 0 < row["epsilon_pld"] <= row["epsilon_rdp"] <= row["epsilon_rdp_classic"] < math.inf
+    short, long = dp.sort_values("epochs")["epsilon_rdp"]
+    assert short < long
     baseline = summary[~summary["dp"]]
     assert (baseline["epsilon_rdp"] == math.inf).all()
     assert (summary["status"] == "complete").all()
@@ -178,14 +180,14 @@ def test_glued_numbers_appear_where_the_pages_argue(smoke_book):
 def test_training_and_attack_pages_show_a_dp_run_beside_the_baseline(smoke_book, smoke_grid):
     _, root = smoke_grid
     summary = pd.read_csv(root / "summary.csv")
-    (dp_run,) = summary.loc[summary["dp"], "run_id"]
+    dp_runs = list(summary.loc[summary["dp"], "run_id"])
     baseline = smoke_book.representative_run
     assert not summary.set_index("run_id").loc[baseline, "dp"]
     for stage in ("02_target_training", "03_membership_inference"):
         text = _text(smoke_book.html_dir / "book" / "_generated" / f"{stage}.html")
         order = [text.find(s) for s in ("Without DP: the baseline", "With DP-SGD", "Summary")]
         assert -1 not in order and order == sorted(order), stage
-        assert baseline in text and dp_run in text
+        assert baseline in text and sum(run in text for run in dp_runs) == 1
         assert "The same model and λ as the baseline" in text
     training = _text(smoke_book.html_dir / "book" / "_generated" / "02_target_training.html")
     # Each run's own executed outputs: the baseline has no budget, the DP run has one.
