@@ -303,7 +303,9 @@ def attack_targets(
         "targets": "CV fold models (repeat r attacks fold r mod k)",
         "n_reference": n_reference if lira_wanted else 0,
         "lira_references": (
-            ("the shadow models" if from_shadow else "own reference models") if lira_wanted else None
+            ("the shadow models" if from_shadow else "own reference models")
+            if lira_wanted
+            else None
         ),
         "n_model_trainings": n_trainings,
         "evaluation_size": [int(r.is_member.size) for r in results[names[0]]],

@@ -53,6 +53,7 @@ from dpmia_utils.training.tf_privacy import ProximalL1Callback
 
 __all__ = [
     "LOSSES",
+    "checkpoints",
     "PAD_MULTIPLE",
     "SAMPLINGS",
     "TF_PRIVACY_ENGINE",

@@ -62,7 +62,10 @@ def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once
     assert shared_prefix_epochs(runs) == [50, 0, 0]
     # Not when the epochs are searched, nor when the noise is calibrated to them.
     calibrated = {**base, "target_epsilon": 1.0}
-    assert shared_prefix_epochs([{**calibrated, "epochs": 100}, {**calibrated, "epochs": 50}]) == [0, 0]
+    assert shared_prefix_epochs([{**calibrated, "epochs": 100}, {**calibrated, "epochs": 50}]) == [
+        0,
+        0,
+    ]
     searched = {**base, "search": {"epochs": [50, 100]}}
     assert shared_prefix_epochs([{**searched, "epochs": 100}, {**searched, "epochs": 50}]) == [0, 0]
     profile = load_profile(parameters_dir() / "paper.yml")

@@ -149,5 +149,10 @@ def test_where_picks_a_fixed_part_of_a_grid(tmp_path):
     assert len(asked) == 22 and len(report.planned) == 84
     assert "22 to execute" in lines[0] and "22 runs to execute" in lines[-1]
     with pytest.raises(GridError, match="no run parameter"):
-        run_grid(parameters_dir() / "paper.yml", results_root=tmp_path, dry_run=True,
-                 where={"noise": 1.0}, out=lines.append)
+        run_grid(
+            parameters_dir() / "paper.yml",
+            results_root=tmp_path,
+            dry_run=True,
+            where={"noise": 1.0},
+            out=lines.append,
+        )

@@ -23,8 +23,14 @@ def problem(n: int = 48, p: int = 30, seed: int = 0):
 
 def config(epochs: int, **changes) -> TrainConfig:
     base = TrainConfig(
-        learning_rate=0.05, batch_size=8, epochs=epochs, dp=True, noise_multiplier=0.8,
-        l2_clip=1.0, sampling="shuffle", seed=3,
+        learning_rate=0.05,
+        batch_size=8,
+        epochs=epochs,
+        dp=True,
+        noise_multiplier=0.8,
+        l2_clip=1.0,
+        sampling="shuffle",
+        seed=3,
     )
     return dataclasses.replace(base, **changes)
 
@@ -61,7 +67,9 @@ def fresh(X, y, spec, cfg, monkeypatch, **kw):
     ],
     ids=["cnn-dp-dropout", "lasso-dp-poisson-microbatches", "lasso-plain"],
 )
-def test_longer_training_resumes_from_the_shorter_one_bit_for_bit(store, monkeypatch, spec, changes):
+def test_longer_training_resumes_from_the_shorter_one_bit_for_bit(
+    store, monkeypatch, spec, changes
+):
     X, y = problem()
     Xv, yv = problem(seed=1)
     short = train_model(X, y, spec, config(3, **changes), X_val=Xv, y_val=yv)
@@ -126,7 +134,9 @@ def test_store_saves_only_where_asked_and_reads_the_longest_prefix(tmp_path):
     w = [np.arange(3, dtype=np.float32)]
     for epoch in (2, 4):
         sizes = [np.full(3, 8, np.int32)] * epoch
-        store.save("k", checkpoints.Checkpoint(epoch, w, {"loss": [0.5] * epoch}, sizes, [0.1] * epoch))
+        store.save(
+            "k", checkpoints.Checkpoint(epoch, w, {"loss": [0.5] * epoch}, sizes, [0.1] * epoch)
+        )
     assert store.latest("k", 3).epoch == 2
     assert store.latest("k", 9).epoch == 4
     assert store.latest("k", 1) is None and store.latest("other", 9) is None

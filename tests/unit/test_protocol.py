@@ -187,7 +187,9 @@ def test_lira_can_reuse_the_shadow_models_as_its_references(leaky, leaky_shared)
     # The same rows, in the same order, as the shadow models of the run with its own references.
     for shared, own in zip(recorder.calls, leaky["recorder"].calls[8:], strict=True):
         np.testing.assert_array_equal(shared, own)
-    for ours, theirs in zip(outcome.results["shadow"], leaky["outcome"].results["shadow"], strict=True):
+    for ours, theirs in zip(
+        outcome.results["shadow"], leaky["outcome"].results["shadow"], strict=True
+    ):
         np.testing.assert_array_equal(ours.scores, theirs.scores)
         np.testing.assert_array_equal(ours.predictions, theirs.predictions)
     for name in ("loss",):
