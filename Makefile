@@ -57,8 +57,8 @@ lint:
 format:
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-# environment.yml (conda/Binder) is generated from pyproject.toml's pins.
-environment.yml: pyproject.toml
+# environment.yml (conda/Binder) is generated from pyproject.toml's and constraints.txt's pins.
+environment.yml: pyproject.toml constraints.txt
 	$(BIN)/python tools/sync_environment.py
 
 clean-book:

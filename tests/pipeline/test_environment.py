@@ -28,18 +28,26 @@ def _pyproject_pins():
     return _pins(project["dependencies"] + project["optional-dependencies"]["test"])
 
 
-def test_environment_yml_has_exactly_the_pyproject_pins():
+def _constraints_pins():
+    return _pins(
+        line for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+
+
+def test_environment_yml_pins_what_make_setup_installs():
+    """Binder: the direct pins and every transitive pin of constraints.txt, nothing else."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert "python=3.11" in env["dependencies"]
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     requirements = [r for r in pip_section if not r.startswith("--editable")]
-    assert _pins(requirements) == _pyproject_pins()
+    assert len(requirements) == len(_pins(requirements))  # no package twice
+    assert _pins(requirements) == {**_constraints_pins(), **_pyproject_pins()}
+    # No relative -c/-r: micromamba (Binder) runs pip on a copy in a temporary folder.
+    assert not [r for r in pip_section if r.startswith(("-c", "-r"))]
 
 
 def test_constraints_lock_agrees_with_every_direct_pin():
-    lock = _pins(
-        line for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
-    )
+    lock = _constraints_pins()
     for name, version in _pyproject_pins().items():
         assert lock.get(name) == version, (
             f"{name}: pyproject {version}, constraints {lock.get(name)}"
