@@ -57,10 +57,10 @@ def attack_model_epochs(params: dict[str, Any], blocks: dict[str, dict[str, Any]
 
 def _prefix_shareable(params: dict[str, Any]) -> bool:
     """Whether a run's trainings are prefixes of a longer sibling's (training.checkpoints):
-    not when a search selects the epochs, nor when the noise depends on them."""
-    return not params.get("search") and not (
-        params["dp"] and params.get("target_epsilon") is not None
-    )
+    not when a search selects the epochs, nor when the noise depends on them. (A search over
+    other settings is shared: every candidate trains at the run's epochs.)"""
+    searched_epochs = "epochs" in (params.get("search") or {})
+    return not searched_epochs and not (params["dp"] and params.get("target_epsilon") is not None)
 
 
 def shared_prefix_epochs(runs: list[dict[str, Any]]) -> list[int]:

@@ -66,6 +66,9 @@ def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once
         0,
         0,
     ]
+    # A search over other settings trains every candidate at the run's epochs: shared.
+    other = {**base, "search": {"l2_clip": [0.6, 1.0]}}
+    assert shared_prefix_epochs([{**other, "epochs": 100}, {**other, "epochs": 50}]) == [50, 0]
     searched = {**base, "search": {"epochs": [50, 100]}}
     assert shared_prefix_epochs([{**searched, "epochs": 100}, {**searched, "epochs": 50}]) == [0, 0]
     profile = load_profile(parameters_dir() / "paper.yml")

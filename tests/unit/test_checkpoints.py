@@ -77,7 +77,6 @@ def test_longer_training_resumes_from_the_shorter_one_bit_for_bit(
     long = train_model(X, y, spec, config(6, **changes), X_val=Xv, y_val=yv)
     assert long.resumed_epochs == 3
     same_training(long, fresh(X, y, spec, config(6, **changes), monkeypatch, X_val=Xv, y_val=yv))
-    same_training(short, fresh(X, y, spec, config(3, **changes), monkeypatch, X_val=Xv, y_val=yv))
 
 
 def test_shorter_training_is_read_off_the_longer_one(store, monkeypatch):
@@ -101,8 +100,8 @@ def test_shorter_training_is_read_off_the_longer_one(store, monkeypatch):
 )
 def test_a_training_with_other_settings_starts_from_scratch(store, other):
     X, y = problem()
-    train_model(X, y, CNN, config(3))
-    assert train_model(X, y, CNN, config(6, **other)).resumed_epochs == 0
+    train_model(X, y, LASSO, config(3))
+    assert train_model(X, y, LASSO, config(6, **other)).resumed_epochs == 0
 
 
 def test_other_data_or_model_starts_from_scratch(store):
