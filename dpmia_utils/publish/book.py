@@ -2,7 +2,9 @@
 
 The book never re-trains: it renders notebooks that papermill already executed. A grid with
 missing or failed runs does not build silently: `build_book` refuses unless the caller allows
-a partial grid, and then the results notebook lists the gap.
+a partial grid, and then the results notebook lists the gap. Every page that shows the
+profile's results says which runs made them and flags any of another code version
+(`pages.provenance_note`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
 from . import chapters
-from .pages import write_epsilon_page, write_table1_page
+from .pages import provenance_note, write_epsilon_page, write_table1_page
 from .quotes import MODEL_NAMES
 
 GENERATED = "book/_generated"
+#: The profile stage whose page shows the whole profile's results (the others show its data).
+RESULTS_STAGE = "04_curve_fitting"
 
 
 class BookError(RuntimeError):
@@ -108,11 +112,11 @@ def dp_companion(store: ProfileStore, baseline: str) -> str | None:
     return min(dp, key=preference)["run_id"]
 
 
-def missing_runs(store: ProfileStore) -> pd.DataFrame:
-    """Rows of the summary whose run is not complete (failed, never run, or no longer valid).
+def checked_summary(store: ProfileStore) -> pd.DataFrame:
+    """The profile's summary, with each run it calls complete checked again ("invalid" if not).
 
-    A run the summary calls complete is checked again: its folder may have been damaged
-    since the summary was written, and the book must not present it.
+    A run's folder may have been damaged since the summary was written, and the book must
+    not present it.
     """
     if not store.summary_path.exists():
         raise BookError(f"{store.summary_path} does not exist: the grid has not been summarised")
@@ -123,6 +127,12 @@ def missing_runs(store: ProfileStore) -> pd.DataFrame:
             load_complete_record(store, str(summary.at[index, "run_id"]))
         except RecordError:
             summary.at[index, "status"] = "invalid"
+    return summary
+
+
+def missing_runs(store: ProfileStore) -> pd.DataFrame:
+    """Rows of the summary whose run is not complete (failed, never run, or no longer valid)."""
+    summary = checked_summary(store)
     return summary[summary["status"] != "complete"]
 
 
@@ -158,14 +168,15 @@ def _write_notebook(notebook: dict, destination: Path) -> None:
     )
 
 
-def copy_for_book(source: Path, destination: Path) -> None:
-    """Copy an executed notebook in its source's current prose and tags (outputs untouched)."""
+def copy_for_book(source: Path, destination: Path, note: str | None = None) -> None:
+    """Copy an executed notebook in its source's current prose and tags (outputs untouched),
+    with `note` (markdown) after its front if given."""
     stage = source.stem
     executed = _read_notebook(source)
     origin = paths.notebooks_dir() / f"{stage}.ipynb"
     if origin.exists():
         executed = chapters.redress(executed, _read_notebook(origin))
-    _write_notebook(executed, destination)
+    _write_notebook(executed if note is None else chapters.with_note(executed, note), destination)
 
 
 def _dressed(store: ProfileStore, rid: str, stage: str) -> dict:
@@ -174,9 +185,18 @@ def _dressed(store: ProfileStore, rid: str, stage: str) -> dict:
 
 
 def write_run_chapter(
-    store: ProfileStore, stage: str, baseline: str, dp: str | None, destination: Path
+    store: ProfileStore,
+    stage: str,
+    baseline: str,
+    dp: str | None,
+    destination: Path,
+    summary: pd.DataFrame | None = None,
 ) -> None:
-    """The stage's page: the baseline run's executed notebook with the DP run's beside it."""
+    """The stage's page: the baseline run's executed notebook with the DP run's beside it.
+
+    The page opens with the provenance of the runs it shows, from `summary` (the profile's;
+    by default its `checked_summary`).
+    """
     base_record = store.load_record(baseline)
     shown = f"Run `{baseline}`: {describe_run(base_record)}. "
     provenance = "The cell below holds the parameters papermill gave it."
@@ -217,7 +237,10 @@ def write_run_chapter(
         baseline_heading,
         dp_heading,
     )
-    _write_notebook(page, destination)
+    summary = checked_summary(store) if summary is None else summary
+    shown_runs = summary[summary["run_id"].astype(str).isin({baseline, dp} - {None})]
+    note = provenance_note(shown_runs, profile=store.root.name)
+    _write_notebook(chapters.with_note(page, note), destination)
 
 
 def assemble(
@@ -228,7 +251,9 @@ def assemble(
 ) -> str:
     """Copy the profile's executed notebooks into book/_generated; return the run shown."""
     store = ProfileStore.for_profile(profile, results_root)
-    gap = missing_runs(store)
+    summary = checked_summary(store)
+    gap = summary[summary["status"] != "complete"]
+    provenance = provenance_note(summary, profile=profile)
     if len(gap) and not allow_partial:
         labels = ", ".join(gap["label"].astype(str).head(5))
         raise BookError(
@@ -245,9 +270,9 @@ def assemble(
         source = store.stages_dir / f"{stage}.ipynb"
         if not source.exists():
             raise BookError(f"{source} is missing: the profile stage '{stage}' did not complete")
-        copy_for_book(source, target / source.name)
+        copy_for_book(source, target / source.name, provenance if stage == RESULTS_STAGE else None)
     for stage, _ in RUN_STAGES:
-        write_run_chapter(store, stage, rid, dp, target / f"{stage}.ipynb")
+        write_run_chapter(store, stage, rid, dp, target / f"{stage}.ipynb", summary)
     shown = f"run `{rid}` ({describe_run(store.load_record(rid))})"
     if dp is not None:
         shown += f" and, beside it, run `{dp}` ({describe_run(store.load_record(dp))})"
@@ -255,8 +280,9 @@ def assemble(
         f"```{{note}}\nThese results come from the **{profile}** profile "
         f"(`parameters/{profile}.yml`). The training and attack chapters show {shown}. "
         "Sentences and numbers in bold on the results pages are pasted from this profile's "
-        "results notebook.\n"
-        + (f"{len(gap)} run(s) of this profile are missing or failed.\n" if len(gap) else "")
+        "results notebook.\n\n"
+        + provenance
+        + (f"\n{len(gap)} run(s) of this profile are missing or failed.\n" if len(gap) else "")
         + "```\n"
         + (
             "\n**Runs missing from these results** (the figures and tables omit them):\n\n"

@@ -10,6 +10,9 @@ The training and attack chapters put two runs on one page: the baseline without 
 same model and lambda trained with DP-SGD, each under its own heading with the parameters
 papermill injected. One page rather than two keeps each page's Binder button pointing at its
 source notebook.
+
+Each page that shows a profile's results opens with a note of what made them (`with_note`,
+holding `pages.provenance_note`), written when the book is assembled.
 """
 
 from __future__ import annotations
@@ -144,3 +147,19 @@ def beside(
         cells += _demoted([*dp_injected, *dp_body], id_prefix="dp-")
     cells += closing
     return {**baseline, "cells": cells}
+
+
+#: The id of the markdown cell `with_note` adds.
+NOTE_CELL_ID = "dpmia-provenance"
+
+
+def with_note(notebook: Notebook, text: str) -> Notebook:
+    """The notebook with `text` in a note after its front (title to `parameters` cell and
+    papermill's parameters), or after its first cell if it has no `parameters` cell."""
+    cells = notebook["cells"]
+    marked = [i for i, c in enumerate(cells) if "parameters" in _tags(c)]
+    at = marked[0] + 1 if marked else min(1, len(cells))
+    while at < len(cells) and _injected(cells[at]):
+        at += 1
+    note = _markdown(NOTE_CELL_ID, f"```{{note}}\n{text.rstrip()}\n```\n")
+    return {**notebook, "cells": [*cells[:at], note, *cells[at:]]}

@@ -1,7 +1,8 @@
 """The book's generated pages: the epsilon of the paper's privacy settings, and Table 1 (ours
-beside the paper's, with how each configuration was selected).
+beside the paper's, with how each configuration was selected); and the provenance note that
+every page showing a profile's results carries (`provenance_note`).
 
-Both are markdown written into book/_generated when the book is assembled; they read the
+The pages are markdown written into book/_generated when the book is assembled; they read the
 profiles and the summaries, never a model.
 """
 
@@ -153,16 +154,29 @@ def _shown_path(folder: Path) -> Path:
     return folder.relative_to(paths.REPO_ROOT) if folder.is_relative_to(paths.REPO_ROOT) else folder
 
 
-def provenance_note(summary: pd.DataFrame, current: str | None = None) -> str:
+def provenance_note(
+    summary: pd.DataFrame, current: str | None = None, profile: str | None = None
+) -> str:
     """When the runs finished and which science code made them; runs of another code version
-    than the current one are flagged, never silently mixed with current ones."""
+    than the current one are flagged, never silently mixed with current ones.
+
+    `summary` holds the runs whose numbers a page shows (a profile's summary, or some of its
+    rows); with `profile` the note opens by naming it ("Profile `quick`: computed by ...").
+    """
     current = current or code_version()
     complete = summary[summary["status"] == "complete"]
     if complete.empty or "code_version" not in complete:
-        return "Code version of these runs: not recorded in their summary (older records).\n"
+        note = "Code version of these runs: not recorded in their summary (older records).\n"
+    else:
+        note = _versions_note(complete, current)
+    return f"Profile `{profile}`: {note[0].lower()}{note[1:]}" if profile else note
+
+
+def _versions_note(complete: pd.DataFrame, current: str) -> str:
     versions = complete["code_version"].astype(str)
-    dates = complete["finished"].astype(str).str[:10] if "finished" in complete else None
-    when = f", finished {dates.min()} to {dates.max()}" if dates is not None else ""
+    finished = complete["finished"].dropna() if "finished" in complete else complete.iloc[0:0]
+    dates = finished.astype(str).str[:10]
+    when = f", finished {dates.min()} to {dates.max()}" if len(dates) else ""
     older = complete[versions != current]
     if older.empty:
         return f"Computed by the current science code (version `{current}`){when}.\n"
@@ -208,7 +222,7 @@ def write_table1_page(path: Path) -> None:
             + (f"; **{missing} run(s) missing or failed**" if missing else "")
             + ".\n"
         )
-        parts.append(provenance_note(summary))
+        parts.append(provenance_note(summary, profile=profile_name))
         parts.append(_table1_markdown(frame))
         parts.append("### The selection\n")
         parts.append(_selection_markdown(store, summary))
