@@ -6,6 +6,7 @@ died (an OOM kill, a crash) is started again once, then recorded as lost; the gr
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -77,6 +78,11 @@ def run_tasks(
                 processes=True,
                 dashboard_address=":0",  # any free port: never collide with 8787
                 memory_limit=0,
+                # The terminal shows the runner's own progress and failures; the workers'
+                # log lines (a heartbeat missed while the cluster closes under load, with its
+                # traceback; a nanny restarting a worker, which the runner reports as a lost
+                # run) would only bury them.
+                silence_logs=logging.CRITICAL,
             )
         client = Client(cluster)
     try:
