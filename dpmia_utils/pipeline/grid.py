@@ -21,7 +21,7 @@ from ..jsonio import atomic_write_json
 from ..stages.params import GridError
 from .cluster import run_tasks
 from .codeversion import code_version, package_versions
-from .estimate import cost_table, estimate_run_seconds, shared_prefix_epochs
+from .estimate import cost_table, estimate_run_seconds, eval_cost_table, shared_prefix_epochs
 from .execute import STDERR_LOG, RunTask, run_profile_stage
 from .plan import PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
@@ -99,7 +99,7 @@ def run_grid(
     todo = [p for p in planned if p.status != "complete" and selected(p)]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
-    costs = cost_table(store)
+    costs = (cost_table(store), eval_cost_table(store))
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         return report
@@ -107,7 +107,11 @@ def run_grid(
     # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
     # instead of leaving one worker idle behind a late long run. Unshared estimates, so a
     # run goes before the shorter siblings that read their trainings off its saved prefixes.
-    todo.sort(key=lambda p: -estimate_run_seconds(p.spec.params, profile.blocks, costs))
+    todo.sort(
+        key=lambda p: -estimate_run_seconds(
+            p.spec.params, profile.blocks, costs[0], eval_costs=costs[1]
+        )
+    )
     store.runs_dir.mkdir(parents=True, exist_ok=True)
     store.clean_stale_partials()
     for p in todo:
@@ -200,7 +204,7 @@ def _print_plan(
     profile: Profile,
     planned: list[PlannedRun],
     todo: set[str],
-    costs: dict[tuple[str, bool], float],
+    costs: tuple[dict[tuple[str, bool], float], dict[str, float]],
     n_workers: int,
     out: Callable[[str], None],
 ) -> None:
@@ -213,7 +217,9 @@ def _print_plan(
     out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
     shared = shared_prefix_epochs([p.spec.params for p in planned])
     for p, shared_epochs in zip(planned, shared, strict=True):
-        seconds = estimate_run_seconds(p.spec.params, profile.blocks, costs, shared_epochs)
+        seconds = estimate_run_seconds(
+            p.spec.params, profile.blocks, costs[0], shared_epochs, eval_costs=costs[1]
+        )
         total += seconds if p.run_id in todo else 0.0
         state = p.status if p.run_id in todo or p.status == "complete" else "not asked"
         note = f" ({p.reason})" if p.reason else ""

@@ -5,10 +5,14 @@ import pytest
 from dpmia_utils.constants import PAPER_TRAINING_ROWS
 from dpmia_utils.paths import parameters_dir
 from dpmia_utils.pipeline.estimate import (
+    DEFAULT_EVAL_SECONDS_PER_EPOCH,
     DEFAULT_SECONDS_PER_EPOCH,
     OVERHEAD_SECONDS,
+    REFERENCE_CNN,
     attack_model_epochs,
     estimate_run_seconds,
+    kernel_factor,
+    measured_costs,
     shared_prefix_epochs,
     target_model_epochs,
 )
@@ -45,15 +49,68 @@ def test_estimate_is_linear_in_epochs_and_uses_the_given_costs():
     long = estimate_run_seconds({**run, "epochs": 100}, profile.blocks) - OVERHEAD_SECONDS
     assert long == pytest.approx(2 * short)
     doubled = {k: 2 * v for k, v in DEFAULT_SECONDS_PER_EPOCH.items()}
-    assert estimate_run_seconds({**run, "epochs": 50}, profile.blocks, doubled) - (
-        OVERHEAD_SECONDS
-    ) == pytest.approx(2 * short)
-    # As coded: 5-fold training sets of 1,504 (the paper's n) x 28,220 variants; the attack's
-    # models train on half of the shadow half (1,881 / 2 rows).
+    doubled_eval = {k: 2 * v for k, v in DEFAULT_EVAL_SECONDS_PER_EPOCH.items()}
+    assert estimate_run_seconds(
+        {**run, "epochs": 50}, profile.blocks, doubled, eval_costs=doubled_eval
+    ) - OVERHEAD_SECONDS == pytest.approx(2 * short)
+    # As coded: 5-fold training sets of 1,504 (the paper's n) x 28,220 variants, each epoch
+    # also scoring the held-out fold (376.2 rows); the attack's models train on half of the
+    # shadow half (1,881 / 2 rows) and score nothing while they train.
     per_epoch = DEFAULT_SECONDS_PER_EPOCH[("lasso", True)]
-    expected = 5 * 50 * per_epoch * 1504.8 / PAPER_TRAINING_ROWS
+    scoring = DEFAULT_EVAL_SECONDS_PER_EPOCH["lasso"]
+    expected = 5 * 50 * (per_epoch * 1504.8 / PAPER_TRAINING_ROWS + scoring * 376.2 / 377)
     expected += 5 * 50 * per_epoch * 940.5 / PAPER_TRAINING_ROWS  # shadow models, also LiRA's
     assert short == pytest.approx(expected)
+
+
+def test_costs_are_for_the_as_coded_cnn_and_scale_with_its_kernels():
+    profile = load_profile(parameters_dir() / "paper.yml")
+    run = next(r.params for r in profile.runs if r.params["model"] == "cnn" and r.params["dp"])
+    assert (run["n_kernels"], run["kernel_size"]) == REFERENCE_CNN
+    assert kernel_factor(run) == 1.0 and kernel_factor({"model": "lasso"}) == 1.0
+    wide = {**run, "n_kernels": 16, "kernel_size": 9}
+    assert 1.5 < kernel_factor(wide) < 1.7  # 16 x 9 measured at 1.4-1.8 times 8 x 5
+    assert estimate_run_seconds(wide, profile.blocks) - OVERHEAD_SECONDS == pytest.approx(
+        kernel_factor(wide) * (estimate_run_seconds(run, profile.blocks) - OVERHEAD_SECONDS)
+    )
+
+
+class FakeStore:
+    """What measured_costs reads of a ProfileStore: complete runs and their records."""
+
+    def __init__(self, records: dict) -> None:
+        self.records = records
+
+    def complete_run_ids(self):
+        return iter(self.records)
+
+    def load_record(self, rid: str) -> dict:
+        return self.records[rid]
+
+
+def test_a_stores_measurements_replace_the_defaults_at_the_reference_size():
+    record = {
+        "params": {"model": "cnn", "dp": True, "n_kernels": 16, "kernel_size": 9},
+        "target": {
+            "seconds_per_epoch": 2.0,  # a 16 x 9 CNN on half the reference cells
+            "train_cells": PAPER_TRAINING_ROWS * 28220 // 2,
+            "resumed_epochs": [0, 0],
+            "folds": 2,
+            "params_trained": {"config": {"epochs": 10}},
+            "seconds": 2 * 10 * 2.5,  # 0.5 s per epoch beyond training: scoring
+            "dataset": {"n_samples": 2 * (PAPER_TRAINING_ROWS // 2 + 377 // 2)},
+            "n_train": PAPER_TRAINING_ROWS // 2,
+            "n_variants": 28220,
+        },
+    }
+    store = FakeStore({"r1": record})
+    train, scoring = measured_costs(store)
+    factor = kernel_factor(record["params"])
+    assert train[("cnn", True)] == pytest.approx(2.0 * 2 / factor, rel=1e-3)
+    assert scoring["cnn"] == pytest.approx(0.5 * 2 / factor, rel=0.01)
+    # A run that read epochs off a sibling measured less than its trainings cost: not used.
+    record["target"]["resumed_epochs"] = [5, 5]
+    assert measured_costs(store) == ({}, {})
 
 
 def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once():
