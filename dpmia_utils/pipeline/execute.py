@@ -169,8 +169,15 @@ def _checkpoint_environment(task: RunTask, store: ProfileStore) -> Iterator[None
         CHECKPOINT_DIR_ENV_VAR: str(folder),
         CHECKPOINT_EPOCHS_ENV_VAR: ",".join(str(e) for e in task.checkpoint_epochs),
     }
+    with temporary_environment(values):  # papermill's kernels inherit the environment
+        yield
+
+
+@contextmanager
+def temporary_environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore the old ones."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)  # papermill's kernels inherit this process's environment
+    os.environ.update(values)
     try:
         yield
     finally:

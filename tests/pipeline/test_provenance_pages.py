@@ -135,6 +135,10 @@ def test_note_names_the_profile_and_flags_other_versions_by_label():
     # A complete run without a finishing time does not make the dates read "nan".
     undated = summary.iloc[:1].assign(finished=[None])
     assert "nan" not in pages.provenance_note(undated, current="v2", profile="quick")
+    # Without a profile the note reads as before (the Table 1 page names its profile itself).
+    assert pages.provenance_note(summary.iloc[:1], current="v2").startswith(
+        "Computed by the current science code (version `v2`)"
+    )
     unrecorded = pages.provenance_note(summary.drop(columns="code_version"), profile="quick")
     assert unrecorded.startswith("Profile `quick`: code version of these runs: not recorded")
 

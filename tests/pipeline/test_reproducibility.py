@@ -8,7 +8,6 @@ and the records are checked for what produced them.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +20,11 @@ import pytest
 from dpmia_utils import paths
 from dpmia_utils.jsonio import read_json
 from dpmia_utils.pipeline.codeversion import RUN_STAGES
-from dpmia_utils.pipeline.execute import CHECKPOINT_DIR_ENV_VAR, CHECKPOINT_EPOCHS_ENV_VAR
+from dpmia_utils.pipeline.execute import (
+    CHECKPOINT_DIR_ENV_VAR,
+    CHECKPOINT_EPOCHS_ENV_VAR,
+    temporary_environment,
+)
 from dpmia_utils.pipeline.profiles import load_profile
 from dpmia_utils.pipeline.store import ProfileStore
 from dpmia_utils.stages import data_fingerprint
@@ -113,19 +116,11 @@ def resumed_run(smoke, tmp_path_factory):
     profile, store, _, record = smoke
     folder = store.checkpoints_dir / record["provenance"]["code_version"]
     assert any(folder.glob("*/epoch-5.npz")), "the grid saved no 5-epoch prefix"
-    saved = {k: os.environ.get(k) for k in (CHECKPOINT_DIR_ENV_VAR, CHECKPOINT_EPOCHS_ENV_VAR)}
-    os.environ[CHECKPOINT_DIR_ENV_VAR] = str(folder)
-    os.environ[CHECKPOINT_EPOCHS_ENV_VAR] = ""
-    try:  # the kernel inherits the environment at its start
+    values = {CHECKPOINT_DIR_ENV_VAR: str(folder), CHECKPOINT_EPOCHS_ENV_VAR: ""}
+    with temporary_environment(values):  # the kernel inherits the environment at its start
         return execute_training(
             profile, record["params"], tmp_path_factory.mktemp("resumed") / "run"
         )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_a_run_read_off_a_longer_runs_prefix_is_bit_identical(smoke, fresh_runs, resumed_run):

@@ -109,23 +109,3 @@ def test_split_sentence_names_the_profile_and_its_folds():
     assert "trains on 1,504 and is tested on 376" in said
     uneven = {**sizes, "fold_train_sizes": [1503, 1504], "folds": 2}
     assert "trains on 1,503 to 1,504" in describe_splits(uneven, "p")
-
-
-def test_runs_of_another_science_version_are_flagged_not_mixed_silently():
-    from dpmia_utils.publish.pages import provenance_note
-
-    summary = pd.DataFrame(
-        {
-            "run_id": ["a", "b", "c"],
-            "label": ["lasso l1=0", "cnn l1=0", "cnn l1=0.001352"],
-            "status": ["complete", "complete", "missing"],
-            "code_version": ["v2", "v1", None],
-            "finished": ["2026-11-30T01:00:00+00:00", "2026-11-29T21:00:00+00:00", None],
-        }
-    )
-    note = provenance_note(summary, current="v2")
-    assert "1 of 2 run(s) were computed by another version" in note
-    assert "cnn l1=0" in note and "v1" in note and "current `v2`" in note
-    assert "2026-11-29 to 2026-11-30" in note
-    current = provenance_note(summary.iloc[:1], current="v2")
-    assert current.startswith("Computed by the current science code (version `v2`)")
