@@ -33,7 +33,7 @@ def setup_notebook(stage: str = RUN_STAGE_NOTEBOOKS[0]) -> nbformat.NotebookNode
     return nb
 
 
-def time_setup(parameters: dict[str, Any], kernels: int = 2) -> list[float]:
+def time_setup(parameters: dict[str, Any], kernels: int) -> list[float]:
     """Wall seconds of `kernels` fresh kernels each executing the set-up (papermill, as a run)."""
     import papermill
 
@@ -64,6 +64,5 @@ def run_overhead(profile_name: str = "paper", repeats: int = 2) -> dict[str, flo
     profile = load_profile(paths.parameters_dir() / f"{profile_name}.yml")
     run = profile.runs[-1].params
     parameters = {**profile.shared_parameters(), "run": run}
-    per_kernel = [s for _ in range(repeats) for s in time_setup(parameters, kernels=1)]
-    kernel = statistics.median(per_kernel)
+    kernel = statistics.median(time_setup(parameters, kernels=repeats))
     return {"per_kernel": kernel, "per_run": len(RUN_STAGE_NOTEBOOKS) * kernel}

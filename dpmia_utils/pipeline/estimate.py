@@ -33,12 +33,12 @@ DEFAULT_EVAL_SECONDS_PER_EPOCH: dict[str, float] = {"lasso": 0.01, "cnn": 0.37}
 #: The CNN the costs above are for: (kernels, kernel size).
 REFERENCE_CNN = (8, 5)
 REFERENCE_CELLS = PAPER_TRAINING_ROWS * YEAST_VARIANTS
-#: A 5-fold held-out fold of the as-coded target half (1,881 - 1,504 rows) x the variants.
-REFERENCE_EVAL_CELLS = (1881 - PAPER_TRAINING_ROWS) * YEAST_VARIANTS
-#: Kernel start-up, TensorFlow import and data loading for the two stage notebooks.
-OVERHEAD_SECONDS = 30.0
 #: The as-coded trait's minority class (1_Diamide_1 > 0): balancing keeps twice this many.
 DIAMIDE_MINORITY = 1881
+#: A 5-fold held-out fold of the as-coded target half (1,881 - 1,504 rows) x the variants.
+REFERENCE_EVAL_CELLS = (DIAMIDE_MINORITY - PAPER_TRAINING_ROWS) * YEAST_VARIANTS
+#: Kernel start-up, TensorFlow import and data loading for the two stage notebooks.
+OVERHEAD_SECONDS = 30.0
 
 
 def target_model_epochs(params: dict[str, Any], folds: int) -> int:
@@ -80,20 +80,21 @@ def shared_prefix_epochs(runs: list[dict[str, Any]]) -> list[int]:
     longest run's epochs whatever order the runs execute in: each run is charged from the
     next shorter sibling's epochs (50 and 100 epochs: 50 each).
     """
+    # A run's sibling key: its parameters but the epochs (None when it shares nothing).
+    keys = [
+        repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
+        if _prefix_shareable(params)
+        else None
+        for params in runs
+    ]
     groups: dict[str, list[int]] = {}
-    for params in runs:
-        if _prefix_shareable(params):
-            key = repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
+    for key, params in zip(keys, runs, strict=True):
+        if key is not None:
             groups.setdefault(key, []).append(int(params["epochs"]))
-    shared = []
-    for params in runs:
-        if not _prefix_shareable(params):
-            shared.append(0)
-            continue
-        key = repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
-        shorter = [e for e in groups[key] if e < int(params["epochs"])]
-        shared.append(max(shorter, default=0))
-    return shared
+    return [
+        0 if key is None else max((e for e in groups[key] if e < int(params["epochs"])), default=0)
+        for key, params in zip(keys, runs, strict=True)
+    ]
 
 
 def _rows(blocks: dict[str, dict[str, Any]]) -> tuple[float, float, float]:
@@ -160,22 +161,17 @@ def measured_costs(
     )
 
 
-def cost_table(
+def cost_tables(
     store: ProfileStore | None = None,
-) -> dict[tuple[str, bool], float]:
-    """Per-epoch training costs: the defaults, overridden by what the store has measured."""
-    costs = dict(DEFAULT_SECONDS_PER_EPOCH)
+) -> tuple[dict[tuple[str, bool], float], dict[str, float]]:
+    """Per-epoch training and held-out scoring costs: the defaults, overridden by what the
+    store has measured (its records read once)."""
+    costs, eval_costs = dict(DEFAULT_SECONDS_PER_EPOCH), dict(DEFAULT_EVAL_SECONDS_PER_EPOCH)
     if store is not None:
-        costs.update(measured_costs(store)[0])
-    return costs
-
-
-def eval_cost_table(store: ProfileStore | None = None) -> dict[str, float]:
-    """Per-epoch held-out scoring costs: the defaults, overridden by the store's measurements."""
-    costs = dict(DEFAULT_EVAL_SECONDS_PER_EPOCH)
-    if store is not None:
-        costs.update(measured_costs(store)[1])
-    return costs
+        measured, measured_eval = measured_costs(store)
+        costs.update(measured)
+        eval_costs.update(measured_eval)
+    return costs, eval_costs
 
 
 def estimate_run_seconds(

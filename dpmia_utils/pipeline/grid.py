@@ -21,7 +21,7 @@ from ..jsonio import atomic_write_json
 from ..stages.params import GridError
 from .cluster import run_tasks
 from .codeversion import code_version, package_versions
-from .estimate import cost_table, estimate_run_seconds, eval_cost_table, shared_prefix_epochs
+from .estimate import cost_tables, estimate_run_seconds, shared_prefix_epochs
 from .execute import STDERR_LOG, RunTask, run_profile_stage
 from .plan import PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
@@ -99,7 +99,7 @@ def run_grid(
     todo = [p for p in planned if p.status != "complete" and selected(p)]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
-    costs = (cost_table(store), eval_cost_table(store))
+    costs = cost_tables(store)
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         return report
