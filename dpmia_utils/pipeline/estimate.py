@@ -129,16 +129,19 @@ def kernel_factor(params: dict[str, Any]) -> float:
 
 
 def measured_costs(
-    store: ProfileStore,
+    store: ProfileStore, code_version: str | None = None
 ) -> tuple[dict[tuple[str, bool], float], dict[str, float]]:
     """Median per-epoch training and evaluation seconds (at the reference sizes and CNN) from
-    the complete runs in the store that computed all of their epochs."""
+    the complete runs in the store that computed all of their epochs (and, given
+    ``code_version``, were computed by that code: another version's costs may differ)."""
     train: dict[tuple[str, bool], list[float]] = {}
     evaluation: dict[str, list[float]] = {}
     for rid in store.complete_run_ids():
         try:
             record = store.load_record(rid)
         except RecordError:
+            continue
+        if code_version and record.get("provenance", {}).get("code_version") != code_version:
             continue
         target, params = record["target"], record["params"]
         per_epoch, cells = target.get("seconds_per_epoch"), target.get("train_cells")
@@ -162,13 +165,13 @@ def measured_costs(
 
 
 def cost_tables(
-    store: ProfileStore | None = None,
+    store: ProfileStore | None = None, code_version: str | None = None
 ) -> tuple[dict[tuple[str, bool], float], dict[str, float]]:
     """Per-epoch training and held-out scoring costs: the defaults, overridden by what the
-    store has measured (its records read once)."""
+    store has measured (its records read once; only ``code_version``'s runs, if given)."""
     costs, eval_costs = dict(DEFAULT_SECONDS_PER_EPOCH), dict(DEFAULT_EVAL_SECONDS_PER_EPOCH)
     if store is not None:
-        measured, measured_eval = measured_costs(store)
+        measured, measured_eval = measured_costs(store, code_version)
         costs.update(measured)
         eval_costs.update(measured_eval)
     return costs, eval_costs

@@ -99,7 +99,7 @@ def run_grid(
     todo = [p for p in planned if p.status != "complete" and selected(p)]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
-    costs = cost_tables(store)
+    costs = cost_tables(store, version)
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         return report

@@ -53,7 +53,6 @@ from dpmia_utils.training.tf_privacy import ProximalL1Callback
 
 __all__ = [
     "LOSSES",
-    "checkpoints",
     "PAD_MULTIPLE",
     "SAMPLINGS",
     "TF_PRIVACY_ENGINE",
@@ -75,6 +74,7 @@ __all__ = [
     "available_engines",
     "box_muller",
     "candidates",
+    "checkpoints",
     "clip_and_sum",
     "converged_l1_reference",
     "cross_validate",

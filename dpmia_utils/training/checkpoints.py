@@ -13,8 +13,9 @@ Results are bit-identical with and without the store (tests/unit/test_checkpoint
 key covers everything a training's trajectory depends on (the training and validation arrays,
 the model spec, every TrainConfig field but ``epochs``), and weights are stored as raw
 float32. The store is off unless ``$DPMIA_CHECKPOINT_DIR`` names a folder (the pipeline sets
-it per profile and code version, and ``$DPMIA_CHECKPOINT_EPOCHS`` to the profile's epoch
-counts); stale checkpoints of other code are never read because the folder is per version.
+it per results root and code version, shared by the root's profiles, and
+``$DPMIA_CHECKPOINT_EPOCHS`` to the profile's epoch counts); stale checkpoints of other code
+are never read because the folder is per version.
 """
 
 from __future__ import annotations

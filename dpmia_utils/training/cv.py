@@ -91,8 +91,13 @@ def cross_validate(
     *,
     progress: bool = True,
 ) -> CVResult:
-    """Train one model per (train_idx, test_idx) fold; fold k uses a seed derived from (seed, k)."""
-    X = np.asarray(X, dtype=np.float32)
+    """Train one model per (train_idx, test_idx) fold; fold k uses a seed derived from (seed, k).
+
+    ``X`` may be any numeric dtype holding the model's input values exactly (the stages pass
+    the +-1 genotypes as int8, a quarter of float32's memory); each fold's rows become float32
+    only when it trains.
+    """
+    X = np.asarray(X)
     y = np.asarray(y)
     results: list[TrainResult] = []
     train_acc: list[float] = []

@@ -47,11 +47,13 @@ def converged_l1_reference(
     started = time.perf_counter()
     rows = []
     for train, test in folds:
-        model = fit_l1_logistic(X[train], y[train], l1)
+        # float32 rows whatever X's dtype (the stages pass int8): liblinear sees the same input.
+        X_train, X_test = np.asarray(X[train], np.float32), np.asarray(X[test], np.float32)
+        model = fit_l1_logistic(X_train, y[train], l1)
         rows.append(
             {
-                "train_accuracy": float(model.score(X[train], y[train])),
-                "test_accuracy": float(model.score(X[test], y[test])),
+                "train_accuracy": float(model.score(X_train, y[train])),
+                "test_accuracy": float(model.score(X_test, y[test])),
                 "nonzero_fraction": float(np.mean(model.coef_ != 0)),
             }
         )

@@ -256,6 +256,9 @@ def train_model(
     epoch_seconds: list[float] = []
     if X_val is None or y_val is None:
         X_val = y_val = None
+    else:
+        # Scored every epoch: convert once (the stages pass int8 genotypes).
+        X_val = np.asarray(X_val, dtype=np.float32)
     # A saved prefix of this very training (another run's, with fewer or more epochs): load
     # it and train only the remaining epochs; bit-identical to training them all here.
     store = active_store()

@@ -20,14 +20,17 @@ from dpmia_utils.pipeline.profiles import load_profile
 
 
 def test_attack_stage_counts_one_shadow_model_per_repeat_and_the_lira_references():
-    blocks = load_profile(parameters_dir() / "table1.yml").blocks
+    blocks = load_profile(parameters_dir() / "quick.yml").blocks
     run = {"epochs": 50}
     k = blocks["attack"]["reference_models"]
-    assert attack_model_epochs(run, blocks) == (5 + k) * 50
-    # The paper profile's LiRA reuses the shadow models: no reference model of its own.
-    paper = load_profile(parameters_dir() / "paper.yml").blocks
-    assert paper["attack"]["reference_models"] == "shadow"
-    assert attack_model_epochs(run, paper) == 5 * 50
+    repeats = blocks["attack"]["repeats"]
+    assert attack_model_epochs(run, blocks) == (repeats + k) * 50
+    # The paper and table1 profiles' LiRA reuses the shadow models: no reference model of its own.
+    for name in ("paper", "table1", "table1-described"):
+        paper = load_profile(parameters_dir() / f"{name}.yml").blocks
+        assert paper["attack"]["reference_models"] == "shadow"
+        assert attack_model_epochs(run, paper) == 5 * 50
+    blocks = paper
     no_lira = {**blocks, "attack": {**blocks["attack"], "attacks": ["shadow", "loss"]}}
     assert attack_model_epochs(run, no_lira) == 5 * 50
 
@@ -108,6 +111,10 @@ def test_a_stores_measurements_replace_the_defaults_at_the_reference_size():
     factor = kernel_factor(record["params"])
     assert train[("cnn", True)] == pytest.approx(2.0 * 2 / factor, rel=1e-3)
     assert scoring["cnn"] == pytest.approx(0.5 * 2 / factor, rel=0.01)
+    # Only the given code version's runs count: another version's costs may differ.
+    record["provenance"] = {"code_version": "aaaa"}
+    assert measured_costs(store, "aaaa")[0] == train
+    assert measured_costs(store, "bbbb") == ({}, {})
     # A run that read epochs off a sibling measured less than its trainings cost: not used.
     record["target"]["resumed_epochs"] = [5, 5]
     assert measured_costs(store) == ({}, {})

@@ -389,6 +389,11 @@ def test_bench_prints_every_trainer_and_consistent_ratios(capsys):
             medians[(model, "tfp")] / medians[(model, "fast-dp")], rel=0.05, abs=0.1
         )
     assert any(row[:3] == ["paper", "profile:", "84"] for row in lines)
+    # Held-out scoring: both models, ours and the Keras layers, positive seconds.
+    start = next(i for i, row in enumerate(lines) if row[:2] == ["held-out", "scoring"])
+    scoring = {row[0]: row for row in lines[start + 1 : start + 3]}
+    assert set(scoring) == {"'lasso':", "'cnn':"}
+    assert all(float(row[1].rstrip(",")) > 0 and float(row[5]) > 0 for row in scoring.values())
     # Every trainer's own peak RSS was measured in a subprocess (and exceeds the data alone).
     peaks = {
         (row[0], row[1]): float(row[4].replace(",", ""))  # after 1 timed epoch

@@ -102,6 +102,24 @@ def test_cnn_matches_handwritten_one_hot_same_conv_pool_dense(n_kernels, kernel_
     )
 
 
+@pytest.mark.parametrize(
+    ("n_kernels", "kernel_size", "p", "batch_size"),
+    [(8, 5, 64, 32), (8, 5, 301, 7), (3, 4, 31, 5), (2, 6, 6, 64)],
+)
+def test_cnn_predictions_equal_the_keras_layers_to_the_bit(n_kernels, kernel_size, p, batch_size):
+    # predict_logits runs the training engine's one-hot-as-matmul pass, not the Keras layers;
+    # every CV epoch scores its held-out fold with it, so it must not move a single bit.
+    X = genotypes(45, p, seed=2)
+    model = build_model(ModelSpec("cnn", n_kernels=n_kernels, kernel_size=kernel_size), p, 8)
+    randomize_biases(model, seed=3)
+    for v in model.trainable_variables:
+        v.assign(v + tf.random.stateless_normal(v.shape, [4, 5]) * 0.1)
+    keras = model(tf.constant(X), training=False).numpy()[:, 0].astype(np.float64)
+    assert np.array_equal(predict_logits(model, X, batch_size=batch_size), keras)
+    # Any input dtype holding the same values gives the same logits (the stages pass int8).
+    assert np.array_equal(predict_logits(model, X.astype(np.int8), batch_size=batch_size), keras)
+
+
 @pytest.mark.parametrize(("kernel_size", "p"), [(5, 40), (4, 41)])
 def test_cnn_equals_the_authors_keras_sequential_with_the_same_weights(kernel_size, p):
     # The layers of CNN-dp.py on an explicit to_categorical input (genotype -1 recoded 0).

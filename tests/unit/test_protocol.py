@@ -88,11 +88,16 @@ class RecordingTrainFn:
 
     def __init__(self, inner, X_full: np.ndarray) -> None:
         self.inner = inner
-        self.row_of = {row.tobytes(): i for i, row in enumerate(X_full)}
+        # Rows are matched by value, whatever dtype the protocol hands out (int8 genotypes).
+        self.row_of = {self._key(row): i for i, row in enumerate(X_full)}
         self.calls: list[np.ndarray] = []
 
+    @staticmethod
+    def _key(row: np.ndarray) -> bytes:
+        return np.asarray(row, np.float32).tobytes()
+
     def __call__(self, X: np.ndarray, y: np.ndarray, seed: int):
-        self.calls.append(np.array([self.row_of[row.tobytes()] for row in X]))
+        self.calls.append(np.array([self.row_of[self._key(row)] for row in X]))
         return self.inner(X, y, seed)
 
 

@@ -519,6 +519,24 @@ def test_cross_validate_reports_per_fold_results_with_sample_std():
         cross_validate(X, y, LASSO, config, [(np.arange(100), np.arange(90, 150))], progress=False)
 
 
+@pytest.mark.parametrize(
+    "spec", [LASSO, ModelSpec("cnn", n_kernels=3, kernel_size=4, dropout=0.25)]
+)
+def test_cross_validate_on_int8_genotypes_equals_float32_to_the_bit(spec):
+    # The stages pass the +-1 genotypes as int8 (a quarter of the memory); each fold's rows
+    # become float32 when it trains, so weights, histories and accuracies must not move.
+    X, y = sparse_linear_problem(90, 30, seed=21)
+    folds = [(np.setdiff1d(np.arange(90), test), test) for test in np.array_split(np.arange(90), 3)]
+    config = TrainConfig(epochs=3, batch_size=8, dp=True, noise_multiplier=0.7, sampling="poisson")
+    as_float = cross_validate(X, y, spec, config, folds, progress=False)
+    as_int8 = cross_validate(X.astype(np.int8), y, spec, config, folds, progress=False)
+    assert as_int8.summary() | {"seconds": None} == as_float.summary() | {"seconds": None}
+    assert as_int8.histories == as_float.histories
+    for a, b in zip(as_int8.models, as_float.models, strict=True):
+        for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+            assert np.array_equal(wa, wb)
+
+
 def test_config_validation():
     config = TrainConfig(loss="paper-double-sigmoid", microbatch_fraction=0.5)
     assert TrainConfig.from_dict(config.to_dict()) == config

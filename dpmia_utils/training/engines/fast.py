@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from dpmia_utils.models import ModelSpec
+from dpmia_utils.models import ModelSpec, cnn_activations, cnn_pooled
 from dpmia_utils.training.engines.base import (
     BatchGradient,
     ClippedGradientEngine,
@@ -169,22 +169,8 @@ class FastEngine(ClippedGradientEngine):
         """The dense layer's input ``A`` (b, d) and, for the CNN, the activations (b,1,p,F)."""
         if self.conv is None:
             return x, None
-        # The model's one-hot [(1 - x) / 2, (1 + x) / 2] as a rank-1 matmul plus bias (both
-        # round the exact value once, so they agree bit for bit): measured 5x faster than
-        # stacking the two channels, which dominated the forward pass.
-        slope, offset = tf.constant([[-0.5, 0.5]]), tf.constant([0.5, 0.5])
-        one_hot = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, 1]), slope), offset)
-        one_hot = tf.reshape(one_hot, [tf.shape(x)[0], self.length, 2])
-        # Conv2D -> BiasAdd -> Relu on 4-D tensors: grappler fuses these into one oneDNN op.
-        hidden = tf.nn.conv2d(
-            one_hot[:, tf.newaxis], self.conv.kernel[tf.newaxis], strides=1, padding="SAME"
-        )
-        activations = tf.nn.relu(tf.nn.bias_add(hidden, self.conv.bias))
-        # The op Keras's AveragePooling1D runs; VALID drops the last position of an odd p.
-        pooled = tf.nn.avg_pool2d(activations, ksize=[1, 2], strides=[1, 2], padding="VALID")
-        if dropout_mask is not None:
-            pooled = pooled * dropout_mask[:, tf.newaxis]
-        return tf.reshape(pooled, [tf.shape(x)[0], -1]), activations
+        activations = cnn_activations(x, self.conv.kernel, self.conv.bias, self.length)
+        return cnn_pooled(activations, dropout_mask), activations
 
     def _logits(self, features: tf.Tensor) -> tf.Tensor:
         return tf.nn.bias_add(tf.matmul(features, self.dense.kernel), self.dense.bias)[:, 0]
