@@ -27,9 +27,12 @@ DEFAULT_SECONDS_PER_EPOCH: dict[tuple[str, bool], float] = {
     ("cnn", True): 1.15,
 }
 #: Seconds per epoch of scoring a CV training's held-out fold (376 x 28,220 values: the
-#: validation history that selection and the learning curves read), by model: measured 0.38 s
-#: for the CNN beside a 0.98 s plain training epoch. Replaced by the store's measurements.
-DEFAULT_EVAL_SECONDS_PER_EPOCH: dict[str, float] = {"lasso": 0.01, "cnn": 0.37}
+#: validation history that selection and the learning curves read), by model. The CNN's
+#: scoring through the Keras layers cost 0.26 s in the paper quarter's runs (code
+#: 0fe06e2bf587de51); the training engine's pass, which predict_logits runs since
+#: b69a44665608c87a, took 0.4x the Keras layers' time side by side (0.09-0.14 s against
+#: 0.27-0.29 s for 376 rows, both under load). Replaced by the store's measurements.
+DEFAULT_EVAL_SECONDS_PER_EPOCH: dict[str, float] = {"lasso": 0.01, "cnn": 0.11}
 #: The CNN the costs above are for: (kernels, kernel size).
 REFERENCE_CNN = (8, 5)
 REFERENCE_CELLS = PAPER_TRAINING_ROWS * YEAST_VARIANTS
