@@ -1,4 +1,4 @@
-"""Command line: `python -m dpmia_utils run|book|publish|bench ...`."""
+"""Command line: `python -m dpmia_utils run|params|book|publish|bench ...`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,29 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .pipeline.profiles import load_profile
+    from .stages.params import GridError
+
+    profile = load_profile(args.profile_path)
+    runs = profile.matching(dict(args.where), args.groups)
+    if len(runs) != 1:
+        shown = "; ".join(r.label for r in runs[:5]) + ("; ..." if len(runs) > 5 else "")
+        raise GridError(
+            f"{profile.path.name}: {len(runs)} runs match, not one"
+            + (f" ({shown}); add --where KEY=VALUE to pick one" if runs else "")
+        )
+    text = yaml.safe_dump(profile.notebook_parameters(runs[0]), sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote the parameters of {runs[0].label} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .devtools.bench import main as bench_main
 
@@ -84,6 +107,27 @@ RESULTS_OPTION: dict[str, Any] = {
 }
 
 
+def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The --group and --where options that choose runs of a profile."""
+    parser.add_argument(
+        "--group",
+        dest="groups",
+        metavar="GROUP",
+        action="append",
+        default=[],
+        help=f"{verb} the runs of this group of the profile (repeatable)",
+    )
+    parser.add_argument(
+        "--where",
+        dest="where",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value,
+        default=[],
+        help=f"{verb} the runs with this parameter value, e.g. batch_size=16 (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the dpmia command line."""
     parser = argparse.ArgumentParser(prog="python -m dpmia_utils", description=__doc__)
@@ -106,24 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--results", **RESULTS_OPTION)
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    run.add_argument(
-        "--group",
-        dest="groups",
-        metavar="GROUP",
-        action="append",
-        default=[],
-        help="run only this group of the profile (repeatable)",
-    )
-    run.add_argument(
-        "--where",
-        dest="where",
-        metavar="KEY=VALUE",
-        action="append",
-        type=_key_value,
-        default=[],
-        help="run only the runs with this parameter value, e.g. batch_size=16 (repeatable)",
-    )
+    _add_selection(run, "run only")
     run.set_defaults(func=_cmd_run)
+
+    params = sub.add_parser(
+        "params",
+        help="one run's notebook parameters as YAML, for papermill -f",
+        description="Write the parameters the runner gives the stage notebooks for the one run "
+        "of a profile that --group/--where pick, as YAML for `papermill ... -f FILE`.",
+    )
+    params.add_argument(
+        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
+    )
+    _add_selection(params, "pick")
+    params.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+    params.set_defaults(func=_cmd_params)
 
     book = sub.add_parser("book", help="assemble executed notebooks and build the Jupyter Book")
     book.add_argument("--profile", default="quick")

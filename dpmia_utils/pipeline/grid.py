@@ -82,21 +82,8 @@ def run_grid(
     version = code_version()
     planned = plan_runs(profile, store, checksum, version, force=force)
     report = GridReport(profile=profile.name, planned=planned)
-    unknown = sorted(set(groups) - {r.group for r in profile.runs})
-    if unknown:
-        raise GridError(f"{profile.path.name}: no group(s) named {unknown}")
-    where = dict(where or {})
-    known = set().union(*(r.params for r in profile.runs)) if profile.runs else set()
-    if set(where) - known:
-        raise GridError(
-            f"{profile.path.name}: --where names no run parameter: {sorted(set(where) - known)}"
-        )
-
-    def selected(p: PlannedRun) -> bool:
-        in_group = not groups or p.spec.group in groups
-        return in_group and all(p.spec.params.get(k) == v for k, v in where.items())
-
-    todo = [p for p in planned if p.status != "complete" and selected(p)]
+    chosen = {id(spec) for spec in profile.matching(where, groups)}
+    todo = [p for p in planned if p.status != "complete" and id(p.spec) in chosen]
     report.skipped = [p.run_id for p in planned if p.status == "complete"]
 
     costs = cost_tables(store, version)

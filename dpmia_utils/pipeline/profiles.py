@@ -75,6 +75,33 @@ class Profile:
         """The parameters every stage notebook of this profile receives."""
         return {"profile": self.name, **{name: dict(b) for name, b in self.blocks.items()}}
 
+    def matching(
+        self, where: dict[str, Any] | None = None, groups: list[str] | tuple[str, ...] = ()
+    ) -> list[RunSpec]:
+        """The runs in ``groups`` (all if empty) whose parameters have every ``where`` value.
+
+        GridError for a group or a parameter name the profile does not have.
+        """
+        unknown = sorted(set(groups) - {r.group for r in self.runs})
+        if unknown:
+            raise GridError(f"{self.path.name}: no group(s) named {unknown}")
+        where = dict(where or {})
+        known = set().union(*(r.params for r in self.runs)) if self.runs else set()
+        if set(where) - known:
+            raise GridError(
+                f"{self.path.name}: --where names no run parameter: {sorted(set(where) - known)}"
+            )
+        return [
+            r
+            for r in self.runs
+            if (not groups or r.group in groups)
+            and all(r.params.get(k) == v for k, v in where.items())
+        ]
+
+    def notebook_parameters(self, run: RunSpec) -> dict[str, Any]:
+        """What the runner passes a stage notebook for ``run`` (all but its ``run_dir``)."""
+        return {**self.shared_parameters(), "run": dict(run.params)}
+
 
 def _expand_group(where: str, group: dict[str, Any]) -> list[dict[str, Any]]:
     axes = {k: (v if isinstance(v, list) else [v]) for k, v in group.items()}
