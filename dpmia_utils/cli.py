@@ -1,4 +1,4 @@
-"""Command line: `python -m dpmia_utils run|params|book|publish|bench ...`."""
+"""Command line: `python -m dpmia_utils run|params|book|publish|spotcheck|bench ...`."""
 
 from __future__ import annotations
 
@@ -66,6 +66,14 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spotcheck(args: argparse.Namespace) -> int:
+    from .publish.spotcheck import spot_check
+
+    check = spot_check(**_options(args))
+    print(check.summary(), file=sys.stdout if check.ok else sys.stderr)
+    return 0 if check.ok else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .devtools.bench import main as bench_main
 
@@ -76,9 +84,10 @@ def _user_errors() -> dict[type[Exception], int]:
     """Errors a command reports as one line (no traceback), with the exit code each gives:
     2 for a malformed profile or unreadable data, 1 for a book that cannot be built."""
     from .publish.book import BookError
+    from .publish.spotcheck import SpotCheckError
     from .stages.params import GridError
 
-    return {GridError: 2, BookError: 1}
+    return {GridError: 2, BookError: 1, SpotCheckError: 1}
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -183,6 +192,28 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("profile", help="a profile name, e.g. table1")
     publish.add_argument("--results", **RESULTS_OPTION)
     publish.set_defaults(func=_cmd_publish)
+
+    spot = sub.add_parser(
+        "spotcheck",
+        help="recompute one published run from scratch and compare it with its record",
+    )
+    spot.add_argument(
+        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
+    )
+    spot.add_argument("--run", dest="run_id", metavar="ID", help="default: the cheapest DP run")
+    spot.add_argument(
+        "--published",
+        dest="published_root",
+        metavar="DIR",
+        type=Path,
+        help="where the published profiles are (default: published/)",
+    )
+    spot.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest absolute difference allowed in a metric (default 0.02)",
+    )
+    spot.set_defaults(func=_cmd_spotcheck)
 
     # The benchmark's only entry point (devtools/bench.py; its memory probes run
     # `bench --probe MODEL TRAINER` in a fresh process).

@@ -1,0 +1,183 @@
+"""Spot check: recompute one published run from scratch and compare it with its record.
+
+A long profile's book is built from its published records, without training. This check ties
+those records to the code: one run, recomputed here from the data in a private results root
+(so no saved training prefix is read), must give the published numbers.
+
+On the machine and code version that made the record the numbers agree to the bit. Another
+machine may round differently (other CPU kernels), and a training then drifts, so the metrics
+(accuracies, AUCs, attack advantages and their intervals) may differ by up to ``tolerance``;
+what depends on the parameters only (epsilons, delta, steps, training sizes) must agree to
+1e-9, relative. A record of another code version cannot be checked: recompute the profile.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..pipeline.codeversion import code_version
+from ..pipeline.estimate import estimate_run_seconds
+from ..pipeline.profiles import Profile, load_profile
+from ..pipeline.store import ProfileStore
+
+#: Default largest absolute difference allowed in a metric (see the module docstring).
+DEFAULT_TOLERANCE = 0.02
+#: Target-record fields compared: the metrics, then what the parameters alone determine.
+TARGET_METRICS = (
+    "fold_test_accuracy",
+    "fold_train_accuracy",
+    "test_accuracy_mean",
+    "train_accuracy_mean",
+    "nonzero_fraction_mean",
+)
+TARGET_EXACT = ("epsilon", "delta", "steps", "n_train")
+
+
+class SpotCheckError(RuntimeError):
+    """The run cannot be spot-checked (missing, or of another code version)."""
+
+
+@dataclass
+class SpotCheck:
+    """The outcome: how many numbers were compared, and those that differ."""
+
+    run_id: str
+    label: str
+    seconds: float
+    tolerance: float
+    compared: int = 0
+    # (field, published, recomputed, allowed difference)
+    differences: list[tuple[str, float, float, float]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[tuple[str, float, float, float]]:
+        """The differences beyond what is allowed."""
+        return [d for d in self.differences if not abs(d[1] - d[2]) <= d[3]]
+
+    @property
+    def ok(self) -> bool:
+        """No number differs beyond what is allowed."""
+        return not self.failures
+
+    def summary(self) -> str:
+        """One paragraph for the terminal."""
+        largest = max((abs(a - b) for _, a, b, _ in self.differences), default=0.0)
+        head = (
+            f"spot check of run {self.run_id} ({self.label}), recomputed in "
+            f"{self.seconds / 60:.1f} min: {self.compared} numbers compared, "
+        )
+        if not self.differences:
+            return head + "all equal to the bit."
+        head += f"{len(self.differences)} differ (largest by {largest:.3g}); "
+        if self.ok:
+            return head + f"all within the tolerance ({self.tolerance:g} for metrics)."
+        lines = [f"  {k}: published {a!r}, recomputed {b!r}" for k, a, b, _ in self.failures]
+        return head + f"{len(self.failures)} beyond it:\n" + "\n".join(lines[:20])
+
+
+def _numbers(value: Any, prefix: str) -> Iterator[tuple[str, float]]:
+    """The numeric leaves of a JSON value, with their paths."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{prefix}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{prefix}[{i}]")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield prefix, float(value)
+
+
+def compared_numbers(record: dict[str, Any], tolerance: float) -> dict[str, tuple[float, float]]:
+    """Every number the check compares: path -> (value, allowed absolute difference).
+
+    Timings and memory are not compared; the exact fields get a relative 1e-9.
+    """
+    target, numbers = record["target"], {}
+    for key in TARGET_METRICS:
+        for path, value in _numbers(target.get(key), f"target.{key}"):
+            numbers[path] = (value, tolerance)
+    for key in TARGET_EXACT:
+        for path, value in _numbers(target.get(key), f"target.{key}"):
+            numbers[path] = (value, 1e-9 * max(1.0, abs(value)))
+    for path, value in _numbers(record["attack"]["attacks"], "attack"):
+        if "seconds" not in path:
+            numbers[path] = (value, tolerance)
+    return numbers
+
+
+def compare_records(
+    published: dict[str, Any], recomputed: dict[str, Any], tolerance: float
+) -> tuple[int, list[tuple[str, float, float, float]]]:
+    """(numbers compared, differences) between two records of the same run."""
+    before = compared_numbers(published, tolerance)
+    after = compared_numbers(recomputed, tolerance)
+    differences = []
+    for path in sorted(set(before) | set(after)):
+        (a, allowed), (b, _) = before.get(path, (math.nan, 0.0)), after.get(path, (math.nan, 0.0))
+        same = a == b or (math.isnan(a) and math.isnan(b))
+        if not same:
+            differences.append((path, a, b, allowed))
+    return len(before), differences
+
+
+def cheapest_dp_run(store: ProfileStore, profile: Profile) -> str:
+    """The published DP run (else any run) that would take the least time to recompute alone."""
+    records = [store.load_record(rid) for rid in store.complete_run_ids()]
+    if not records:
+        raise SpotCheckError(f"{store.root} holds no complete run to check")
+    dp = [r for r in records if r["params"]["dp"]] or records
+    best = min(dp, key=lambda r: estimate_run_seconds(r["params"], profile.blocks))
+    return str(best["run_id"])
+
+
+def spot_check(
+    profile_path: str | Path,
+    *,
+    run_id: str | None = None,
+    published_root: Path | None = None,
+    tolerance: float | None = None,
+    out: Callable[[str], None] = print,
+) -> SpotCheck:
+    """Recompute one published run of the profile (default: the cheapest DP run) and compare.
+
+    ``tolerance`` (default :data:`DEFAULT_TOLERANCE`) bounds the metrics' differences.
+    """
+    from ..pipeline.grid import run_grid
+
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    profile = load_profile(profile_path)
+    store = ProfileStore.for_profile(profile.name, published_root or paths.published_dir())
+    rid = run_id or cheapest_dp_run(store, profile)
+    if not store.run_dir(rid).exists():
+        raise SpotCheckError(f"{store.root} has no run {rid}")
+    published = store.load_record(rid)
+    made_by, version = published["provenance"].get("code_version"), code_version()
+    if made_by != version:
+        raise SpotCheckError(
+            f"run {rid} was computed by code version {made_by}, this code is {version}: "
+            f"recompute the profile (make results PROFILE={profile.name}) and publish it"
+        )
+    label = next(r.label for r in profile.runs if r.params == published["params"])
+    out(f"spot check: recomputing run {rid} ({label}) from scratch")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="dpmia-spotcheck-") as scratch:
+        report = run_grid(
+            profile_path,
+            results_root=Path(scratch),
+            where=dict(published["params"]),
+            progress=False,
+            out=lambda line: None,
+        )
+        if not report.ok:
+            raise SpotCheckError(f"recomputing run {rid} failed: {report.failed}")
+        recomputed = ProfileStore.for_profile(profile.name, Path(scratch)).load_record(rid)
+    check = SpotCheck(rid, label, time.time() - started, tolerance)
+    check.compared, check.differences = compare_records(published, recomputed, tolerance)
+    return check

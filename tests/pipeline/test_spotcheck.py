@@ -1,0 +1,74 @@
+"""`spotcheck`: one published run recomputed from scratch must give its record's numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dpmia_utils.cli import main
+from dpmia_utils.pipeline.profiles import load_profile
+from dpmia_utils.pipeline.store import ProfileStore
+from dpmia_utils.publish.spotcheck import (
+    SpotCheck,
+    SpotCheckError,
+    cheapest_dp_run,
+    compare_records,
+    spot_check,
+)
+
+SMOKE = Path(__file__).resolve().parents[2] / "parameters" / "smoke.yml"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def published(smoke_grid, tmp_path):
+    """A private copy of the smoke grid's records, as `publish` lays them out."""
+    _, store = smoke_grid
+    root = tmp_path / "published"
+    shutil.copytree(
+        store / "runs", root / "smoke" / "runs", ignore=shutil.ignore_patterns("models")
+    )
+    return root
+
+
+def test_the_cheapest_dp_run_recomputes_to_the_bit(published, capsys):
+    store = ProfileStore.for_profile("smoke", published)
+    rid = cheapest_dp_run(store, load_profile(SMOKE))
+    assert store.load_record(rid)["params"]["dp"]
+    assert main(["spotcheck", str(SMOKE), "--published", str(published)]) == 0
+    out = capsys.readouterr().out
+    assert f"spot check of run {rid}" in out and "all equal to the bit" in out
+
+
+def test_a_difference_beyond_the_tolerance_fails_loudly_and_names_the_number(published):
+    store = ProfileStore.for_profile("smoke", published)
+    original = store.load_record(cheapest_dp_run(store, load_profile(SMOKE)))
+    tampered = json.loads(json.dumps(original))
+    tampered["target"]["fold_test_accuracy"][0] += 0.05
+    tampered["target"]["epsilon"]["rdp"] *= 1.001
+    check = SpotCheck("r", "label", 60.0, tolerance=0.02)
+    check.compared, check.differences = compare_records(tampered, original, 0.02)
+    assert check.compared > 50 and not check.ok
+    assert [d[0] for d in check.failures] == [
+        "target.epsilon.rdp",
+        "target.fold_test_accuracy[0]",
+    ]
+    assert "target.fold_test_accuracy[0]: published" in check.summary()
+    # A looser tolerance forgives the metric, never the epsilon (a function of the parameters).
+    _, differences = compare_records(tampered, original, 0.1)
+    assert [d[0] for d in differences if not abs(d[1] - d[2]) <= d[3]] == ["target.epsilon.rdp"]
+
+
+def test_a_record_of_another_code_version_cannot_be_checked(published):
+    store = ProfileStore.for_profile("smoke", published)
+    rid = cheapest_dp_run(store, load_profile(SMOKE))
+    path = store.run_dir(rid) / "record.json"
+    record = json.loads(path.read_text())
+    record["provenance"]["code_version"] = "0" * 16
+    path.write_text(json.dumps(record))
+    with pytest.raises(SpotCheckError, match="recompute the profile"):
+        spot_check(SMOKE, published_root=published, out=lambda line: None)
