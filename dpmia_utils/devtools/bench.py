@@ -24,8 +24,9 @@ trainers alive at once) is printed too.
 
 Held-out scoring: every CV epoch scores its held-out fold (376 rows on the real data) for the
 validation history. For the Lasso and the as-coded CNN, ``evaluate`` (``predict_logits``) is
-timed on that many rows beside the same model's Keras layers compiled (``model(x)``), the path
-``predict_logits`` took before it shared the training engine's CNN pass.
+timed on that many rows beside the same model's Keras layers compiled (``model(x)``), the
+path ``predict_logits`` took before it shared the training engine's CNN pass
+(:mod:`.held_out_scoring`).
 """
 
 from __future__ import annotations
@@ -217,45 +218,6 @@ def time_model(
     return trainers
 
 
-def time_scoring(X: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, tuple[float, float, int]]:
-    """Per model: (seconds of ``evaluate``, seconds of the compiled Keras layers, rows scored),
-    medians of ``repeats`` calls on the first rows of X (at most one held-out fold's)."""
-    from ..models import ModelSpec, build_model
-    from ..pipeline.estimate import REFERENCE_EVAL_CELLS
-    from ..training import evaluate
-
-    rows = min(X.shape[0], REFERENCE_EVAL_CELLS // YEAST_VARIANTS)
-    X_val, y_val = np.ascontiguousarray(X[:rows]), y[:rows]
-    timings: dict[str, tuple[float, float, int]] = {}
-    for label in ("lasso", "cnn-coded"):
-        model = build_model(ModelSpec(**dict(MODELS)[label]), X.shape[1], 0)
-        keras = tf.function(
-            lambda x, model=model: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, X.shape[1]], tf.float32)],
-        )
-
-        def keras_pass(keras: Any = keras) -> None:
-            for start in range(0, rows, 32):  # predict_logits's chunks
-                keras(X_val[start : start + 32]).numpy()
-
-        def ours(model: Any = model) -> None:
-            evaluate(model, X_val, y_val)
-
-        seconds: dict[str, list[float]] = {"ours": [], "keras": []}
-        ours(), keras_pass()  # warm-up: tracing
-        for _ in range(repeats):
-            for name, call in (("ours", ours), ("keras", keras_pass)):
-                started = time.perf_counter()
-                call()
-                seconds[name].append(time.perf_counter() - started)
-        timings[label] = (
-            statistics.median(seconds["ours"]),
-            statistics.median(seconds["keras"]),
-            rows,
-        )
-    return timings
-
-
 def probe_memory(label: str, name: str, samples: int, variants: int, real_data: bool) -> int:
     """Peak RSS (bytes) of a fresh process that builds the data and runs one trainer's epoch.
 
@@ -404,6 +366,8 @@ def main(args: argparse.Namespace) -> int:
     )
     for key, value in ours.items():
         print(f"  {key!r}: {value:.3f},")
+    from .held_out_scoring import time_scoring
+
     scoring = time_scoring(X, y, args.repeats)
     from ..pipeline.estimate import REFERENCE_EVAL_CELLS
 
