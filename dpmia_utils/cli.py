@@ -47,20 +47,13 @@ def _cmd_params(args: argparse.Namespace) -> int:
     import yaml
 
     from .pipeline.profiles import load_profile
-    from .stages.params import GridError
 
     profile = load_profile(args.profile_path)
-    runs = profile.matching(dict(args.where), args.groups)
-    if len(runs) != 1:
-        shown = "; ".join(r.label for r in runs[:5]) + ("; ..." if len(runs) > 5 else "")
-        raise GridError(
-            f"{profile.path.name}: {len(runs)} runs match, not one"
-            + (f" ({shown}); add --where KEY=VALUE to pick one" if runs else "")
-        )
-    text = yaml.safe_dump(profile.notebook_parameters(runs[0]), sort_keys=False)
+    run = profile.only_run(dict(args.where), args.groups)
+    text = yaml.safe_dump(profile.notebook_parameters(run), sort_keys=False)
     if args.output:
         Path(args.output).write_text(text)
-        print(f"wrote the parameters of {runs[0].label} to {args.output}", file=sys.stderr)
+        print(f"wrote the parameters of {run.label} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -319,7 +319,7 @@ def main(args: argparse.Namespace) -> int:
     With ``args.probe`` (MODEL, TRAINER), only measure that trainer's peak memory (the
     subprocess `probe_memory` starts).
     """
-    from ..pipeline.estimate import REFERENCE_CELLS
+    from ..pipeline.estimate import REFERENCE_CELLS, REFERENCE_EVAL_CELLS
 
     if getattr(args, "probe", None):
         return _probe(args)
@@ -369,8 +369,6 @@ def main(args: argparse.Namespace) -> int:
     from .held_out_scoring import time_scoring
 
     scoring = time_scoring(X, y, args.repeats)
-    from ..pipeline.estimate import REFERENCE_EVAL_CELLS
-
     print(
         f"\nheld-out scoring per CV epoch ({scoring['lasso'][2]} rows here; seconds scaled to "
         f"one real held-out fold, {REFERENCE_EVAL_CELLS // YEAST_VARIANTS} x "

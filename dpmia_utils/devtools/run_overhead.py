@@ -62,7 +62,6 @@ def run_overhead(profile_name: str = "paper", repeats: int = 2) -> dict[str, flo
     from ..pipeline.profiles import load_profile
 
     profile = load_profile(paths.parameters_dir() / f"{profile_name}.yml")
-    run = profile.runs[-1].params
-    parameters = {**profile.shared_parameters(), "run": run}
+    parameters = profile.notebook_parameters(profile.runs[-1])
     kernel = statistics.median(time_setup(parameters, kernels=repeats))
     return {"per_kernel": kernel, "per_run": len(RUN_STAGE_NOTEBOOKS) * kernel}

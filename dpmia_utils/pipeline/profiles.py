@@ -98,6 +98,19 @@ class Profile:
             and all(r.params.get(k) == v for k, v in where.items())
         ]
 
+    def only_run(
+        self, where: dict[str, Any] | None = None, groups: list[str] | tuple[str, ...] = ()
+    ) -> RunSpec:
+        """The one run :meth:`matching` picks; GridError naming the matches if not exactly one."""
+        runs = self.matching(where, groups)
+        if len(runs) != 1:
+            shown = "; ".join(r.label for r in runs[:5]) + ("; ..." if len(runs) > 5 else "")
+            raise GridError(
+                f"{self.path.name}: {len(runs)} runs match, not one"
+                + (f" ({shown}); add --where KEY=VALUE to pick one" if runs else "")
+            )
+        return runs[0]
+
     def notebook_parameters(self, run: RunSpec) -> dict[str, Any]:
         """What the runner passes a stage notebook for ``run`` (all but its ``run_dir``)."""
         return {**self.shared_parameters(), "run": dict(run.params)}

@@ -207,7 +207,8 @@ def write_table1_page(path: Path) -> None:
         if store is None:
             parts.append(
                 f"Not computed on this machine: `python -m dpmia_utils run "
-                f"parameters/{profile_name}.yml` computes it (49 min for `table1` on 2 cores with `--workers 2`).\n"
+                f"parameters/{profile_name}.yml` computes it (`table1` took 49 min on 2 cores "
+                "with `--workers 2`).\n"
             )
             continue
         summary = read_summary(store)

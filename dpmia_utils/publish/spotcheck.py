@@ -164,7 +164,8 @@ def spot_check(
             f"run {rid} was computed by code version {made_by}, this code is {version}: "
             f"recompute the profile (make results PROFILE={profile.name}) and publish it"
         )
-    label = next(r.label for r in profile.runs if r.params == published["params"])
+    # GridError if the profile no longer has this run (its parameters changed since).
+    label = profile.only_run(dict(published["params"])).label
     out(f"spot check: recomputing run {rid} ({label}) from scratch")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dpmia-spotcheck-") as scratch:
