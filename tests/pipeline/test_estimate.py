@@ -20,16 +20,17 @@ from dpmia_utils.pipeline.profiles import load_profile
 
 
 def test_attack_stage_counts_one_shadow_model_per_repeat_and_the_lira_references():
-    blocks = load_profile(parameters_dir() / "quick.yml").blocks
+    blocks = load_profile(parameters_dir() / "smoke.yml").blocks
     run = {"epochs": 50}
     k = blocks["attack"]["reference_models"]
     repeats = blocks["attack"]["repeats"]
     assert attack_model_epochs(run, blocks) == (repeats + k) * 50
-    # The paper and table1 profiles' LiRA reuses the shadow models: no reference model of its own.
-    for name in ("paper", "table1", "table1-described"):
+    # These profiles' LiRA reuses the shadow models: no reference model of its own.
+    for name in ("paper", "table1", "table1-described", "quick"):
         paper = load_profile(parameters_dir() / f"{name}.yml").blocks
         assert paper["attack"]["reference_models"] == "shadow"
-        assert attack_model_epochs(run, paper) == 5 * 50
+        repeats = paper["attack"]["repeats"]
+        assert attack_model_epochs(run, paper) == repeats * 50
     blocks = paper
     no_lira = {**blocks, "attack": {**blocks["attack"], "attacks": ["shadow", "loss"]}}
     assert attack_model_epochs(run, no_lira) == 5 * 50
