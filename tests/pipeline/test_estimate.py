@@ -33,7 +33,7 @@ def test_attack_stage_counts_one_shadow_model_per_repeat_and_the_lira_references
         assert attack_model_epochs(run, paper) == repeats * 50
     blocks = paper
     no_lira = {**blocks, "attack": {**blocks["attack"], "attacks": ["shadow", "loss"]}}
-    assert attack_model_epochs(run, no_lira) == 5 * 50
+    assert attack_model_epochs(run, no_lira) == repeats * 50
 
 
 def test_a_search_trains_every_non_epoch_combination_once_per_fold_at_its_longest_epochs():
