@@ -1,5 +1,7 @@
 # dpmia: two commands do everything.
 #   make book   sets up .venv, runs the quick grid on the real yeast data, builds the Jupyter Book
+#               (a profile published with the repository, e.g. PROFILE=table1, is built from its
+#               published records without training, then one run is recomputed as a spot check)
 #   make test   sets up .venv, checks style, runs the fast test suite (well under 30 min on 2 cores)
 # Re-running is a no-op for the parts that have not changed.
 
@@ -26,11 +28,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Published with the repository (published/<profile>/): the book needs no training.
+# SOURCE=compute computes such a profile anyway.
+PUBLISHED := $(if $(filter compute,$(SOURCE)),,$(wildcard published/$(PROFILE)/summary.csv))
+
+# Recomputes what is missing (resumable); then names any published run it changed.
 results: setup
 	$(BIN)/python -m dpmia_utils run parameters/$(PROFILE).yml --workers $(WORKERS)
+	@if [ -f published/$(PROFILE)/summary.csv ]; then \
+	  $(BIN)/python -m dpmia_utils compare parameters/$(PROFILE).yml; fi
 
+ifeq ($(PUBLISHED),)
 book: results
 	$(BIN)/python -m dpmia_utils book --profile $(PROFILE)
+else
+book: setup
+	$(BIN)/python -m dpmia_utils book --profile $(PROFILE) --published --allow-partial
+	$(BIN)/python -m dpmia_utils spotcheck parameters/$(PROFILE).yml
+endif
 
 test: setup browser-deps
 	$(BIN)/ruff check .

@@ -67,6 +67,14 @@ def _cmd_spotcheck(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .publish.spotcheck import compare_with_published
+
+    comparison = compare_with_published(**_options(args))
+    print(comparison.summary(), file=sys.stdout if comparison.ok else sys.stderr)
+    return 0 if comparison.ok else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .devtools.bench import main as bench_main
 
@@ -177,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build even when runs are missing, listing the gap",
     )
+    book.add_argument(
+        "--published",
+        action="store_true",
+        help="build from the results published with the repository (published/), no training",
+    )
     book.set_defaults(func=_cmd_book)
 
     publish = sub.add_parser(
@@ -207,6 +220,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest absolute difference allowed in a metric (default 0.02)",
     )
     spot.set_defaults(func=_cmd_spotcheck)
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare a recomputed profile's runs with its published records (no training)",
+    )
+    compare.add_argument(
+        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
+    )
+    compare.add_argument("--results", **RESULTS_OPTION)
+    compare.add_argument(
+        "--published",
+        dest="published_root",
+        metavar="DIR",
+        type=Path,
+        help="where the published profiles are (default: published/)",
+    )
+    compare.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest absolute difference allowed in a metric (default 0.02)",
+    )
+    compare.set_defaults(func=_cmd_compare)
 
     # The benchmark's only entry point (devtools/bench.py; its memory probes run
     # `bench --probe MODEL TRAINER` in a fresh process).

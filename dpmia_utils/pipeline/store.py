@@ -11,6 +11,12 @@ Layout, per profile (all git-ignored build products)::
         stages/                   the once-per-profile notebooks (01 data prep, 04 curves)
         summary.csv               one row per configuration
 
+A *published* store (``ProfileStore.for_published``: ``published/<profile>/``, committed with
+the repository) has the same layout without the weights, the intermediate JSON files and most
+notebooks: every run keeps params.json and record.json, and only the runs the book shows keep
+their executed notebooks (``publish.book.publish_profile``). There a record is valid without
+its notebooks; a notebook that is there must still be a clean execution.
+
 A run directory appears under its final name only by an atomic rename after every stage
 succeeded and its record validated, so a reader sees a run complete or not at all. A
 partial folder is deleted only when nobody can still be writing to it: its owner process
@@ -138,6 +144,8 @@ class ProfileStore:
     """The folders of one profile's results: `root` and the places of STORE_LAYOUT in it."""
 
     root: Path
+    #: Published results: records stand without their notebooks (see the module docstring).
+    published: bool = False
     runs_dir: Path = field(init=False, repr=False, compare=False)
     failed_dir: Path = field(init=False, repr=False, compare=False)
     stages_dir: Path = field(init=False, repr=False, compare=False)
@@ -151,6 +159,11 @@ class ProfileStore:
     def for_profile(cls, profile: str, results_root: Path | None = None) -> ProfileStore:
         """The store of `profile` under `results_root` (default: paths.results_dir())."""
         return cls((results_root or paths.results_dir()) / profile)
+
+    @classmethod
+    def for_published(cls, profile: str, published_root: Path | None = None) -> ProfileStore:
+        """The published store of `profile` under `published_root` (default: published/)."""
+        return cls((published_root or paths.published_dir()) / profile, published=True)
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -194,6 +207,8 @@ class ProfileStore:
         if record["run_id"] != run_id:
             raise RecordError(f"{where}: belongs to run '{record['run_id']}', not '{run_id}'")
         for notebook in record["notebooks"]:
+            if self.published and not (folder / notebook).exists():
+                continue
             validate_executed_notebook(folder / notebook)
         return record
 

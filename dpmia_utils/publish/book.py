@@ -1,6 +1,9 @@
 """Assemble the executed notebooks of one profile into book/_generated and build the book.
 
-The book never re-trains: it renders notebooks that papermill already executed. A grid with
+The book never re-trains: it renders notebooks that papermill already executed, from the
+results store or (``published=True``) from the results published with the repository
+(``publish_profile``: every run's record, and the notebooks of the profile stages and of the
+runs the book shows). A grid with
 missing or failed runs does not build silently: `build_book` refuses unless the caller allows
 a partial grid, and then the results notebook lists the gap. Every page that shows the
 profile's results says which runs made them and flags any of another code version
@@ -68,11 +71,13 @@ def _current_records(store: ProfileStore) -> list[dict]:
 
 def _baseline_preference(record: dict) -> tuple:
     p = record["params"]
-    return (p["dp"], p["model"] != "lasso", p["l1"] == 0, record["run_id"])
+    ablation = p.get("loss", "logits") != "logits"
+    return (p["dp"], ablation, p["model"] != "lasso", p["l1"] == 0, record["run_id"])
 
 
 def representative_run(store: ProfileStore) -> str:
-    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present."""
+    """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present,
+    with our loss rather than a labelled ablation (the authors' double sigmoid)."""
     return min(_current_records(store), key=_baseline_preference)["run_id"]
 
 
@@ -104,7 +109,7 @@ def dp_companion(store: ProfileStore, baseline: str) -> str | None:
         distance = abs(math.log(eps / SHOWN_EPSILON)) if 0 < eps < math.inf else math.inf
         return (
             (p["model"], p["l1"]) != (base["model"], base["l1"]),
-            *_baseline_preference(record)[1:3],
+            *_baseline_preference(record)[1:4],
             distance,
             record["run_id"],
         )
@@ -243,14 +248,25 @@ def write_run_chapter(
     _write_notebook(chapters.with_note(page, note), destination)
 
 
+def profile_store(
+    profile: str, results_root: Path | None = None, published: bool = False
+) -> ProfileStore:
+    """The store the book reads: the results root's, or the published one (under results_root
+    if given, else published/)."""
+    if published:
+        return ProfileStore.for_published(profile, results_root)
+    return ProfileStore.for_profile(profile, results_root)
+
+
 def assemble(
     profile: str,
     results_root: Path | None = None,
     allow_partial: bool = False,
     book_root: Path = paths.REPO_ROOT,
+    published: bool = False,
 ) -> str:
     """Copy the profile's executed notebooks into book/_generated; return the run shown."""
-    store = ProfileStore.for_profile(profile, results_root)
+    store = profile_store(profile, results_root, published)
     summary = checked_summary(store)
     gap = summary[summary["status"] != "complete"]
     provenance = provenance_note(summary, profile=profile)
@@ -262,6 +278,13 @@ def assemble(
         )
     rid = representative_run(store)
     dp = dp_companion(store, rid)
+    for shown_run in {rid, dp} - {None}:
+        for stage, _ in RUN_STAGES:
+            if not (store.run_dir(shown_run) / f"{stage}.ipynb").exists():
+                raise BookError(
+                    f"{store.run_dir(shown_run)} lacks {stage}.ipynb, which the book shows: "
+                    f"publish the profile again (python -m dpmia_utils publish {profile})"
+                )
     target = book_root / GENERATED
     if target.exists():
         shutil.rmtree(target)
@@ -278,7 +301,15 @@ def assemble(
         shown += f" and, beside it, run `{dp}` ({describe_run(store.load_record(dp))})"
     (target / "profile.md").write_text(
         f"```{{note}}\nThese results come from the **{profile}** profile "
-        f"(`parameters/{profile}.yml`). The training and attack chapters show {shown}. "
+        f"(`parameters/{profile}.yml`)"
+        + (
+            f", as published with the repository (`published/{profile}/`: the book was built "
+            "from these records without training; `make book` recomputes one run as a spot "
+            "check)"
+            if published
+            else ""
+        )
+        + f". The training and attack chapters show {shown}. "
         "Sentences and numbers in bold on the results pages are pasted from this profile's "
         "results notebook.\n\n"
         + provenance
@@ -296,12 +327,24 @@ def assemble(
     return rid
 
 
+def shown_runs(store: ProfileStore) -> list[str]:
+    """The runs whose notebooks the book shows (the representative run and its DP companion);
+    none when the store has no valid complete run."""
+    try:
+        rid = representative_run(store)
+    except BookError:
+        return []
+    return [r for r in (rid, dp_companion(store, rid)) if r is not None]
+
+
 def publish_profile(profile: str, results_root: Path | None = None) -> Path:
-    """Copy a profile's summary and complete runs' records (no weights) into published/."""
+    """Copy a profile's results, small, into published/: the summary, every complete run's
+    record and parameters, the executed notebooks of the profile stages and of the runs the
+    book shows (`shown_runs`), and no weights."""
     source = ProfileStore.for_profile(profile, results_root)
     if not source.summary_path.exists():
         raise BookError(f"{source.summary_path} does not exist: run the profile first")
-    target = ProfileStore.for_profile(profile, paths.published_dir())
+    target = ProfileStore.for_published(profile)
     if target.root.exists():
         shutil.rmtree(target.root)
     target.runs_dir.mkdir(parents=True)
@@ -311,6 +354,14 @@ def publish_profile(profile: str, results_root: Path | None = None) -> Path:
         (target.runs_dir / rid).mkdir()
         for name in ("record.json", "params.json"):
             shutil.copy2(source.run_dir(rid) / name, target.run_dir(rid) / name)
+    for rid in shown_runs(source):
+        for stage, _ in RUN_STAGES:
+            shutil.copy2(source.run_dir(rid) / f"{stage}.ipynb", target.run_dir(rid))
+    for stage in PROFILE_STAGES:
+        notebook = source.stages_dir / f"{stage}.ipynb"
+        if notebook.exists():
+            target.stages_dir.mkdir(exist_ok=True)
+            shutil.copy2(notebook, target.stages_dir)
     return target.root
 
 
@@ -337,17 +388,19 @@ def build_book(
     strict: bool = False,
     allow_partial: bool = False,
     book_root: Path | None = None,
+    published: bool = False,
 ) -> BuildResult:
     """Assemble and build the HTML book; strict mode turns every Sphinx warning into an error.
 
-    `book_root` builds a copy of the book elsewhere (the tests do), leaving the repository's
-    own `_build/` untouched.
+    `published` builds from the published results (under `results_root` if given, else
+    published/) instead of the results store. `book_root` builds a copy of the book elsewhere
+    (the tests do), leaving the repository's own `_build/` untouched.
     """
     if book_root is None:
         book_root = paths.REPO_ROOT
     elif Path(book_root).resolve() != paths.REPO_ROOT:
         copy_book_sources(Path(book_root))
-    rid = assemble(profile, results_root, allow_partial, Path(book_root))
+    rid = assemble(profile, results_root, allow_partial, Path(book_root), published)
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_root)]
     if strict:
         command += ["-W", "-n", "--keep-going"]

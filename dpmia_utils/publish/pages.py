@@ -69,8 +69,10 @@ TABLE1_PROFILES = ("table1", "table1-described")
 
 def _table1_store(profile: str) -> ProfileStore | None:
     """Where a Table 1 profile's results are: published with the repository, else local."""
-    for root in (paths.published_dir(), paths.results_dir()):
-        store = ProfileStore.for_profile(profile, root)
+    for store in (
+        ProfileStore.for_published(profile),
+        ProfileStore.for_profile(profile, paths.results_dir()),
+    ):
         if store.summary_path.exists():
             return store
     return None

@@ -9,10 +9,14 @@ machine may round differently (other CPU kernels), and a training then drifts, s
 (accuracies, AUCs, attack advantages and their intervals) may differ by up to ``tolerance``;
 what depends on the parameters only (epsilons, delta, steps, training sizes) must agree to
 1e-9, relative. A record of another code version cannot be checked: recompute the profile.
+
+:func:`compare_with_published` does the same for every run at once, after a recomputation of
+the whole profile (``make results``), without running anything itself.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -21,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+import pandas as pd
+
 from ..pipeline.codeversion import code_version
 from ..pipeline.estimate import estimate_run_seconds
 from ..pipeline.profiles import Profile, load_profile
-from ..pipeline.store import ProfileStore
+from ..pipeline.store import ProfileStore, RecordError
+from ..stages.params import GridError
 
 #: Default largest absolute difference allowed in a metric (see the module docstring).
 DEFAULT_TOLERANCE = 0.02
@@ -153,7 +159,7 @@ def spot_check(
 
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     profile = load_profile(profile_path)
-    store = ProfileStore.for_profile(profile.name, published_root or paths.published_dir())
+    store = ProfileStore.for_published(profile.name, published_root)
     rid = run_id or cheapest_dp_run(store, profile)
     if not store.run_dir(rid).exists():
         raise SpotCheckError(f"{store.root} has no run {rid}")
@@ -182,3 +188,94 @@ def spot_check(
     check = SpotCheck(rid, label, time.time() - started, tolerance)
     check.compared, check.differences = compare_records(published, recomputed, tolerance)
     return check
+
+
+@dataclass
+class PublishedComparison:
+    """A recomputed profile beside its published records, run by run (matched by parameters)."""
+
+    profile: str
+    tolerance: float
+    # (published run, recomputed run, label, numbers compared, differences)
+    compared: list[tuple[str, str, str, int, list[tuple[str, float, float, float]]]] = field(
+        default_factory=list
+    )
+    not_recomputed: list[str] = field(default_factory=list)
+
+    @property
+    def differing(self) -> list[tuple[str, str, str, int, list]]:
+        """The runs with a difference beyond what is allowed."""
+        return [c for c in self.compared if any(not abs(a - b) <= d for _, a, b, d in c[4])]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing
+
+    def summary(self) -> str:
+        """A few lines for the terminal: which published runs the recomputation changed."""
+        equal = sum(1 for c in self.compared if not c[4])
+        lines = [
+            f"{self.profile}: {len(self.compared)} published run(s) recomputed: {equal} equal "
+            f"to the bit, {len(self.compared) - equal - len(self.differing)} within the "
+            f"tolerance ({self.tolerance:g} for metrics), {len(self.differing)} beyond it; "
+            f"{len(self.not_recomputed)} not recomputed yet."
+        ]
+        for published, recomputed, label, _, differences in self.differing:
+            worst = max(differences, key=lambda d: abs(d[1] - d[2]))
+            lines.append(
+                f"  {published} -> {recomputed} ({label}): {len(differences)} number(s) differ, "
+                f"e.g. {worst[0]}: published {worst[1]!r}, recomputed {worst[2]!r}"
+            )
+        return "\n".join(lines)
+
+
+def compare_with_published(
+    profile_path: str | Path,
+    *,
+    results_root: Path | None = None,
+    published_root: Path | None = None,
+    tolerance: float | None = None,
+) -> PublishedComparison:
+    """Compare every published run of the profile with its recomputation in the results store.
+
+    Runs are matched by their parameters, so a recomputation by another code version (another
+    run ID) is compared too: that is how a bit-identical code change is shown to be one.
+    """
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    profile = load_profile(profile_path)
+    published = ProfileStore.for_published(profile.name, published_root)
+    computed = ProfileStore.for_profile(profile.name, results_root)
+    by_params: dict[str, str] = {}
+    candidates = list(computed.complete_run_ids())
+    if computed.summary_path.exists():
+        # The store may also hold runs of older code versions: the summary names the current.
+        summary = pd.read_csv(computed.summary_path)
+        current = set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
+        candidates = [rid for rid in candidates if rid in current]
+    for rid in candidates:
+        try:
+            record = computed.load_record(rid)
+        except RecordError:
+            continue
+        by_params[_params_key(record["params"])] = rid
+    comparison = PublishedComparison(profile.name, tolerance)
+    for rid in published.complete_run_ids():
+        record = published.load_record(rid)
+        twin = by_params.get(_params_key(record["params"]))
+        if twin is None:
+            comparison.not_recomputed.append(rid)
+            continue
+        count, differences = compare_records(record, computed.load_record(twin), tolerance)
+        comparison.compared.append((rid, twin, _label(profile, record), count, differences))
+    return comparison
+
+
+def _label(profile: Profile, record: dict[str, Any]) -> str:
+    try:
+        return profile.only_run(dict(record["params"])).label
+    except GridError:
+        return "no longer in the profile"
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)

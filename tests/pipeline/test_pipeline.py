@@ -85,6 +85,75 @@ def smoke_book(smoke_grid, isolated_store, tmp_path_factory):
     return build_book("smoke", results_root=isolated_store / "results", strict=True, book_root=root)
 
 
+@pytest.fixture(scope="module")
+def published_smoke(smoke_grid, isolated_store):
+    """The smoke results as `publish` lays them out, in a private published/ folder."""
+    from dpmia_utils import paths
+    from dpmia_utils.publish.book import publish_profile
+
+    root = isolated_store / "published"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paths, "published_dir", lambda: root)
+        publish_profile("smoke", isolated_store / "results")
+    return root
+
+
+@pytest.fixture(scope="module")
+def published_book(published_smoke, tmp_path_factory):
+    """The book built strictly from the published smoke results alone (no results store)."""
+    from dpmia_utils.publish.book import build_book
+
+    root = tmp_path_factory.mktemp("published-book")
+    return build_book(
+        "smoke", results_root=published_smoke, published=True, strict=True, book_root=root
+    )
+
+
+def test_publish_keeps_every_record_and_only_the_notebooks_the_book_shows(
+    smoke_grid, published_smoke
+):
+    from dpmia_utils.publish.book import shown_runs
+
+    _, root = smoke_grid
+    folder = published_smoke / "smoke"
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    shown = shown_runs(ProfileStore(root))
+    assert len(shown) == 2  # the Lasso baseline and a DP Lasso beside it
+    expected = {"summary.csv", "stages/01_data_prep.ipynb", "stages/04_curve_fitting.ipynb"}
+    for rid in ProfileStore(root).complete_run_ids():
+        expected |= {f"runs/{rid}/record.json", f"runs/{rid}/params.json"}
+        if rid in shown:
+            expected |= {f"runs/{rid}/02_target_training.ipynb"}
+            expected |= {f"runs/{rid}/03_membership_inference.ipynb"}
+    assert files == expected  # no weights, no intermediate files, no other notebooks
+    published = ProfileStore.for_published("smoke", published_smoke)
+    for rid in published.complete_run_ids():
+        assert published.load_record(rid) == ProfileStore(root).load_record(rid)
+
+
+def test_the_book_builds_strictly_from_published_results_alone(published_book, smoke_book):
+    assert published_book.representative_run == smoke_book.representative_run
+    page = (published_book.html_dir / "book" / "results.html").read_text()
+    assert "as published with the repository" in _text_of(page)
+
+
+def test_a_published_store_lacking_a_shown_notebook_says_to_publish_again(
+    published_smoke, tmp_path
+):
+    from dpmia_utils.publish.book import BookError, build_book, shown_runs
+
+    copy = tmp_path / "published"
+    shutil.copytree(published_smoke, copy)
+    rid = shown_runs(ProfileStore.for_published("smoke", copy))[0]
+    (copy / "smoke" / "runs" / rid / "03_membership_inference.ipynb").unlink()
+    with pytest.raises(BookError, match="publish the profile again"):
+        build_book("smoke", results_root=copy, published=True, book_root=tmp_path / "book")
+
+
+def _text_of(markup: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup)))
+
+
 def test_book_builds_strictly_from_smoke_results(smoke_book):
     assert smoke_book.index.exists()
     assert (smoke_book.html_dir / "book" / "_generated" / "04_curve_fitting.html").exists()
@@ -97,12 +166,14 @@ def test_book_builds_strictly_from_smoke_results(smoke_book):
 
 
 @pytest.mark.browser
-def test_rendered_book_passes_the_browser_check(smoke_book, isolated_store):
+@pytest.mark.parametrize("book", ["smoke_book", "published_book"])
+def test_rendered_book_passes_the_browser_check(book, isolated_store, request):
     from dpmia_utils.publish.browser_check import check_site, find_chromium
 
     if find_chromium() is None:
         pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
-    shots = isolated_store / "screenshots"
+    smoke_book = request.getfixturevalue(book)
+    shots = isolated_store / f"screenshots-{book}"
     pages = [
         "index.html",
         "book/results.html",

@@ -295,7 +295,8 @@ def check_book(ctx: Context, command: str) -> None:
 
 
 def check_publish(ctx: Context, command: str) -> None:
-    """`publish smoke` from the smoke grid's results into a private published/ folder."""
+    """`publish smoke` from the smoke grid's results into a private published/ folder:
+    every run's record, and the notebooks of the profile stages and of the runs shown."""
     _, smoke = ctx.fixture("smoke_grid")
     tokens = replaced(argv(command), "table1", "smoke")
     tokens, env = shimmed(ctx, tokens)
@@ -305,8 +306,22 @@ def check_publish(ctx: Context, command: str) -> None:
     summary = pd.read_csv(target / "summary.csv")
     complete = set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
     assert complete and {p.name for p in (target / "runs").iterdir()} == complete
-    kept = {p.name for p in (target / "runs").rglob("*") if p.is_file()}
-    assert kept == {"record.json", "params.json"}, "weights or notebooks were published"
+    for run in (target / "runs").iterdir():
+        kept = {p.name for p in run.rglob("*") if p.is_file()}
+        assert {"record.json", "params.json"} <= kept, run
+        # No weights; notebooks only for the runs the book shows.
+        assert kept <= {
+            "record.json",
+            "params.json",
+            "02_target_training.ipynb",
+            "03_membership_inference.ipynb",
+        }, run
+    with_notebooks = [r for r in (target / "runs").iterdir() if list(r.glob("*.ipynb"))]
+    assert len(with_notebooks) == 2  # the baseline the book shows and the DP run beside it
+    assert {p.name for p in (target / "stages").iterdir()} == {
+        "01_data_prep.ipynb",
+        "04_curve_fitting.ipynb",
+    }
 
 
 def check_help_only(ctx: Context, command: str) -> None:

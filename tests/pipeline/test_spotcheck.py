@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
+from dpmia_utils import paths
 from dpmia_utils.cli import main
 from dpmia_utils.pipeline.profiles import load_profile
 from dpmia_utils.pipeline.store import ProfileStore
+from dpmia_utils.publish.book import publish_profile
 from dpmia_utils.publish.spotcheck import (
     SpotCheck,
     SpotCheckError,
@@ -25,18 +26,18 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def published(smoke_grid, tmp_path):
-    """A private copy of the smoke grid's records, as `publish` lays them out."""
+def published(smoke_grid, tmp_path, monkeypatch):
+    """The smoke grid published into a private folder by `publish` (records, most runs
+    without their notebooks)."""
     _, store = smoke_grid
     root = tmp_path / "published"
-    shutil.copytree(
-        store / "runs", root / "smoke" / "runs", ignore=shutil.ignore_patterns("models")
-    )
+    monkeypatch.setattr(paths, "published_dir", lambda: root)
+    publish_profile("smoke", store.parent)
     return root
 
 
 def test_the_cheapest_dp_run_recomputes_to_the_bit(published, capsys):
-    store = ProfileStore.for_profile("smoke", published)
+    store = ProfileStore.for_published("smoke", published)
     rid = cheapest_dp_run(store, load_profile(SMOKE))
     assert store.load_record(rid)["params"]["dp"]
     assert main(["spotcheck", str(SMOKE), "--published", str(published)]) == 0
@@ -44,8 +45,18 @@ def test_the_cheapest_dp_run_recomputes_to_the_bit(published, capsys):
     assert f"spot check of run {rid}" in out and "all equal to the bit" in out
 
 
+def test_a_run_published_without_its_notebooks_is_checked_from_its_record(published, capsys):
+    store = ProfileStore.for_published("smoke", published)
+    bare = [r for r in store.complete_run_ids() if not list(store.run_dir(r).glob("*.ipynb"))]
+    dp = [r for r in bare if store.load_record(r)["params"]["dp"]]
+    assert dp, "publish kept the notebooks of every DP run"
+    argv = ["spotcheck", str(SMOKE), "--published", str(published), "--run", dp[0]]
+    assert main(argv) == 0
+    assert "all equal to the bit" in capsys.readouterr().out
+
+
 def test_a_difference_beyond_the_tolerance_fails_loudly_and_names_the_number(published):
-    store = ProfileStore.for_profile("smoke", published)
+    store = ProfileStore.for_published("smoke", published)
     original = store.load_record(cheapest_dp_run(store, load_profile(SMOKE)))
     tampered = json.loads(json.dumps(original))
     tampered["target"]["fold_test_accuracy"][0] += 0.05
@@ -64,7 +75,7 @@ def test_a_difference_beyond_the_tolerance_fails_loudly_and_names_the_number(pub
 
 
 def test_a_record_of_another_code_version_cannot_be_checked(published):
-    store = ProfileStore.for_profile("smoke", published)
+    store = ProfileStore.for_published("smoke", published)
     rid = cheapest_dp_run(store, load_profile(SMOKE))
     path = store.run_dir(rid) / "record.json"
     record = json.loads(path.read_text())
@@ -72,3 +83,28 @@ def test_a_record_of_another_code_version_cannot_be_checked(published):
     path.write_text(json.dumps(record))
     with pytest.raises(SpotCheckError, match="recompute the profile"):
         spot_check(SMOKE, published_root=published, out=lambda line: None)
+
+
+def test_compare_matches_runs_by_parameters_and_names_the_changed_ones(
+    smoke_grid, published, capsys
+):
+    _, results = smoke_grid
+    argv = ["compare", str(SMOKE), "--results", str(results.parent)]
+    assert main([*argv, "--published", str(published)]) == 0
+    assert "0 beyond it; 0 not recomputed yet" in capsys.readouterr().out
+    # A published record whose numbers the recomputation does not give is named, with the
+    # number; one whose parameters no recomputed run has is counted as not recomputed.
+    store = ProfileStore.for_published("smoke", published)
+    changed, missing = sorted(store.complete_run_ids())[:2]
+    path = store.run_dir(changed) / "record.json"
+    record = json.loads(path.read_text())
+    record["target"]["test_accuracy_mean"] += 0.1
+    path.write_text(json.dumps(record))
+    path = store.run_dir(missing) / "record.json"
+    record = json.loads(path.read_text())
+    record["params"]["learning_rate"] = 0.5
+    path.write_text(json.dumps(record))
+    assert main([*argv, "--published", str(published)]) == 1
+    err = capsys.readouterr().err
+    assert "1 beyond it; 1 not recomputed yet" in err
+    assert f"{changed} -> {changed}" in err and "target.test_accuracy_mean" in err
