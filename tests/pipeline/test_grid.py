@@ -30,7 +30,7 @@ def test_paper_profile_is_the_papers_grid():
     assert profile.blocks["split"]["folds"] == 5 and profile.blocks["attack"]["repeats"] == 5
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "full"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "paper-cnn-search", "full"])
 def test_committed_profiles_are_valid_and_have_distinct_runs(name):
     profile = load_profile(parameters_dir() / f"{name}.yml")
     ids = {run_id(r.params, profile.blocks, "data", "code") for r in profile.runs}
@@ -156,3 +156,20 @@ def test_where_picks_a_fixed_part_of_a_grid(tmp_path):
             where={"noise": 1.0},
             out=lines.append,
         )
+
+
+def test_paper_dp_lasso_points_are_selected_over_the_authors_dp_grid():
+    profile = load_profile(parameters_dir() / "paper.yml")
+    dp = [r.params for r in profile.runs if r.params["dp"]]
+    lasso = [p for p in dp if p["model"] == "lasso"]
+    assert len(lasso) == 40
+    for p in lasso:
+        assert p["search"] == {
+            "learning_rate": [0.01, 0.001],
+            "microbatch_fraction": [1.0, 0.5],
+            "l2_clip": [0.6, 1.0, 1.4, 1.8],
+        }
+    # The CNN at the MIA scripts' values, not searched.
+    for p in (p for p in dp if p["model"] == "cnn"):
+        assert p["search"] is None
+        assert (p["learning_rate"], p["l2_clip"], p["microbatch_fraction"]) == (0.01, 1.0, 1.0)
