@@ -91,6 +91,8 @@ def table1_frame(
             ("lira_tpr_at_fpr_0.01_mean", "LiRA TPR at 1% FPR"),
             ("loss_accuracy_mean", "loss-attack accuracy"),
             ("target_nonzero_fraction_mean", "non-zero weights"),
+            # Memorisation, beside the attack it drives (the double-sigmoid ablation trains less).
+            ("target_train_accuracy_mean", "train accuracy"),
         ):
             if column in run:
                 row[name] = run[column]
