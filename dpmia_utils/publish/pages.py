@@ -64,7 +64,7 @@ def write_epsilon_page(path: Path) -> None:
 
 
 #: The profiles whose results make the Table 1 page, in the order shown.
-TABLE1_PROFILES = ("table1", "table1-described")
+TABLE1_PROFILES = ("table1", "table1-ablation", "table1-described")
 
 
 def _table1_store(profile: str) -> ProfileStore | None:

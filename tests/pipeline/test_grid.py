@@ -30,7 +30,9 @@ def test_paper_profile_is_the_papers_grid():
     assert profile.blocks["split"]["folds"] == 5 and profile.blocks["attack"]["repeats"] == 5
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick", "paper", "paper-cnn-search", "full"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "quick", "table1", "table1-ablation", "paper", "paper-cnn-search", "full"]
+)
 def test_committed_profiles_are_valid_and_have_distinct_runs(name):
     profile = load_profile(parameters_dir() / f"{name}.yml")
     ids = {run_id(r.params, profile.blocks, "data", "code") for r in profile.runs}
