@@ -134,10 +134,13 @@ def compare_records(
 
 
 def cheapest_dp_run(store: ProfileStore, profile: Profile) -> str:
-    """The published DP run (else any run) that would take the least time to recompute alone."""
+    """The published DP run (else any run) that would take the least time to recompute alone,
+    among the runs of the current code version when there are any (only those can be checked)."""
     records = [store.load_record(rid) for rid in store.complete_run_ids()]
     if not records:
         raise SpotCheckError(f"{store.root} holds no complete run to check")
+    version = code_version()
+    records = [r for r in records if r["provenance"].get("code_version") == version] or records
     dp = [r for r in records if r["params"]["dp"]] or records
     best = min(dp, key=lambda r: estimate_run_seconds(r["params"], profile.blocks))
     return str(best["run_id"])

@@ -78,11 +78,11 @@ def test_a_difference_beyond_the_tolerance_fails_loudly_and_names_the_number(pub
 
 def test_a_record_of_another_code_version_cannot_be_checked(published):
     store = ProfileStore.for_published("smoke", published)
-    rid = cheapest_dp_run(store, load_profile(SMOKE))
-    path = store.run_dir(rid) / "record.json"
-    record = json.loads(path.read_text())
-    record["provenance"]["code_version"] = "0" * 16
-    path.write_text(json.dumps(record))
+    for rid in store.complete_run_ids():
+        path = store.run_dir(rid) / "record.json"
+        record = json.loads(path.read_text())
+        record["provenance"]["code_version"] = "0" * 16
+        path.write_text(json.dumps(record))
     with pytest.raises(SpotCheckError, match="recompute the profile"):
         spot_check(SMOKE, published_root=published, out=lambda line: None)
 
@@ -110,3 +110,15 @@ def test_compare_matches_runs_by_parameters_and_names_the_changed_ones(
     err = capsys.readouterr().err
     assert "1 beyond it; 1 not recomputed yet" in err
     assert f"{changed} -> {changed}" in err and "target.test_accuracy_mean" in err
+
+
+def test_the_default_run_is_one_of_the_current_code_version(published):
+    store = ProfileStore.for_published("smoke", published)
+    cheapest = cheapest_dp_run(store, load_profile(SMOKE))
+    path = store.run_dir(cheapest) / "record.json"
+    record = json.loads(path.read_text())
+    record["provenance"]["code_version"] = "0" * 16
+    path.write_text(json.dumps(record))
+    # The older run cannot be checked, so the check takes the other DP run.
+    other = cheapest_dp_run(store, load_profile(SMOKE))
+    assert other != cheapest and store.load_record(other)["params"]["dp"]
