@@ -36,10 +36,12 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish.book import publish_profile
+    from .publish.book import publication_change, publish_profile, published_versions
 
+    before = published_versions(args.profile)
     folder = publish_profile(**_options(args))
-    print(f"published {args.profile} into {folder}")
+    change = publication_change(before, published_versions(args.profile))
+    print(f"published {args.profile} into {folder}: {change}")
     return 0
 
 

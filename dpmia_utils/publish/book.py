@@ -337,6 +337,31 @@ def shown_runs(store: ProfileStore) -> list[str]:
     return [r for r in (rid, dp_companion(store, rid)) if r is not None]
 
 
+def published_versions(profile: str) -> dict[str, int]:
+    """How many complete runs of each code version the published profile holds (none: {})."""
+    store = ProfileStore.for_published(profile)
+    if not store.summary_path.exists():
+        return {}
+    summary = pd.read_csv(store.summary_path)
+    complete = summary[summary["status"] == "complete"]
+    if "code_version" not in complete:
+        return {"unrecorded": len(complete)} if len(complete) else {}
+    return {str(k): int(v) for k, v in complete["code_version"].value_counts().items()}
+
+
+def _versions_text(versions: dict[str, int]) -> str:
+    if not versions:
+        return "no runs"
+    return ", ".join(f"{n} run(s) of code {v}" for v, n in sorted(versions.items()))
+
+
+def publication_change(before: dict[str, int], after: dict[str, int]) -> str:
+    """One line: what a publication replaced (e.g. 22 runs of an older code by 3 of the current)."""
+    if before == after:
+        return f"{_versions_text(after)}, as before"
+    return f"{_versions_text(after)}, replacing {_versions_text(before)}"
+
+
 def publish_profile(profile: str, results_root: Path | None = None) -> Path:
     """Copy a profile's results, small, into published/: the summary, every complete run's
     record and parameters, the executed notebooks of the profile stages and of the runs the

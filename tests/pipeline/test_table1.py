@@ -109,3 +109,12 @@ def test_split_sentence_names_the_profile_and_its_folds():
     assert "trains on 1,504 and is tested on 376" in said
     uneven = {**sizes, "fold_train_sizes": [1503, 1504], "folds": 2}
     assert "trains on 1,503 to 1,504" in describe_splits(uneven, "p")
+
+
+def test_a_publication_says_what_it_replaced():
+    assert (
+        book.publication_change({"old": 22}, {"new": 3})
+        == "3 run(s) of code new, replacing 22 run(s) of code old"
+    )
+    assert book.publication_change({"v": 6}, {"v": 6}) == "6 run(s) of code v, as before"
+    assert book.publication_change({}, {"v": 1}) == "1 run(s) of code v, replacing no runs"
