@@ -36,7 +36,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish.book import publication_change, publish_profile, published_versions
+    from .publish.publication import publication_change, publish_profile, published_versions
 
     before = published_versions(args.profile)
     folder = publish_profile(**_options(args))

@@ -89,7 +89,7 @@ def smoke_book(smoke_grid, isolated_store, tmp_path_factory):
 def published_smoke(smoke_grid, isolated_store):
     """The smoke results as `publish` lays them out, in a private published/ folder."""
     from dpmia_utils import paths
-    from dpmia_utils.publish.book import publish_profile
+    from dpmia_utils.publish.publication import publish_profile
 
     root = isolated_store / "published"
     with pytest.MonkeyPatch.context() as patch:
@@ -112,7 +112,7 @@ def published_book(published_smoke, tmp_path_factory):
 def test_publish_keeps_every_record_and_only_the_notebooks_the_book_shows(
     smoke_grid, published_smoke
 ):
-    from dpmia_utils.publish.book import shown_runs
+    from dpmia_utils.publish.publication import shown_runs
 
     _, root = smoke_grid
     folder = published_smoke / "smoke"
@@ -140,7 +140,8 @@ def test_the_book_builds_strictly_from_published_results_alone(published_book, s
 def test_a_published_store_lacking_a_shown_notebook_says_to_publish_again(
     published_smoke, tmp_path
 ):
-    from dpmia_utils.publish.book import BookError, build_book, shown_runs
+    from dpmia_utils.publish.book import BookError, build_book
+    from dpmia_utils.publish.publication import shown_runs
 
     copy = tmp_path / "published"
     shutil.copytree(published_smoke, copy)

@@ -11,7 +11,7 @@ from dpmia_utils import paths
 from dpmia_utils.cli import main
 from dpmia_utils.pipeline.profiles import load_profile
 from dpmia_utils.pipeline.store import ProfileStore, RecordError
-from dpmia_utils.publish.book import publish_profile
+from dpmia_utils.publish.publication import publish_profile
 from dpmia_utils.publish.spotcheck import (
     SpotCheck,
     SpotCheckError,

@@ -10,7 +10,7 @@ import pytest
 
 from dpmia_utils import paths
 from dpmia_utils.pipeline.store import ProfileStore
-from dpmia_utils.publish import book, pages
+from dpmia_utils.publish import pages, publication
 from dpmia_utils.publish.tables import reproduction_label, table1_frame
 
 
@@ -66,7 +66,7 @@ def test_publish_copies_records_and_summary_but_no_weights(tmp_path, monkeypatch
     (run / "models" / "fold0.npz").write_bytes(b"weights")
     for name in ("record.json", "params.json"):
         (run / name).write_text(json.dumps({"target": {"selection": None}}))
-    folder = book.publish_profile("table1", results)
+    folder = publication.publish_profile("table1", results)
     assert folder == published / "table1"
     copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert copied == ["runs/r1/params.json", "runs/r1/record.json", "summary.csv"]
@@ -113,8 +113,8 @@ def test_split_sentence_names_the_profile_and_its_folds():
 
 def test_a_publication_says_what_it_replaced():
     assert (
-        book.publication_change({"old": 22}, {"new": 3})
+        publication.publication_change({"old": 22}, {"new": 3})
         == "3 run(s) of code new, replacing 22 run(s) of code old"
     )
-    assert book.publication_change({"v": 6}, {"v": 6}) == "6 run(s) of code v, as before"
-    assert book.publication_change({}, {"v": 1}) == "1 run(s) of code v, replacing no runs"
+    assert publication.publication_change({"v": 6}, {"v": 6}) == "6 run(s) of code v, as before"
+    assert publication.publication_change({}, {"v": 1}) == "1 run(s) of code v, replacing no runs"
