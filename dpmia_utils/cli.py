@@ -119,6 +119,25 @@ RESULTS_OPTION: dict[str, Any] = {
 }
 
 
+def _add_published_check_options(parser: argparse.ArgumentParser) -> None:
+    """The profile, the published folder and the tolerance: `spotcheck`'s and `compare`'s."""
+    parser.add_argument(
+        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
+    )
+    parser.add_argument(
+        "--published",
+        dest="published_root",
+        metavar="DIR",
+        type=Path,
+        help="where the published profiles are (default: published/)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest absolute difference allowed in a metric (default 0.02)",
+    )
+
+
 def _add_selection(parser: argparse.ArgumentParser, verb: str) -> None:
     """The --group and --where options that choose runs of a profile."""
     parser.add_argument(
@@ -205,44 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
         "spotcheck",
         help="recompute one published run from scratch and compare it with its record",
     )
-    spot.add_argument(
-        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
-    )
+    _add_published_check_options(spot)
     spot.add_argument("--run", dest="run_id", metavar="ID", help="default: the cheapest DP run")
-    spot.add_argument(
-        "--published",
-        dest="published_root",
-        metavar="DIR",
-        type=Path,
-        help="where the published profiles are (default: published/)",
-    )
-    spot.add_argument(
-        "--tolerance",
-        type=float,
-        help="largest absolute difference allowed in a metric (default 0.02)",
-    )
     spot.set_defaults(func=_cmd_spotcheck)
 
     compare = sub.add_parser(
         "compare",
         help="compare a recomputed profile's runs with its published records (no training)",
     )
-    compare.add_argument(
-        "profile_path", metavar="profile", help="a profile file, e.g. parameters/paper.yml"
-    )
+    _add_published_check_options(compare)
     compare.add_argument("--results", **RESULTS_OPTION)
-    compare.add_argument(
-        "--published",
-        dest="published_root",
-        metavar="DIR",
-        type=Path,
-        help="where the published profiles are (default: published/)",
-    )
-    compare.add_argument(
-        "--tolerance",
-        type=float,
-        help="largest absolute difference allowed in a metric (default 0.02)",
-    )
     compare.set_defaults(func=_cmd_compare)
 
     # The benchmark's only entry point (devtools/bench.py; its memory probes run

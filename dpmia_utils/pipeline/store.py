@@ -14,8 +14,8 @@ Layout, per profile (all git-ignored build products)::
 A *published* store (``ProfileStore.for_published``: ``published/<profile>/``, committed with
 the repository) has the same layout without the weights, the intermediate JSON files and most
 notebooks: every run keeps params.json and record.json, and only the runs the book shows keep
-their executed notebooks (``publish.publication.publish_profile``). There a record is valid without
-its notebooks; a notebook that is there must still be a clean execution.
+their executed notebooks (``publish.publication.publish_profile``). There a record is valid
+without its notebooks; a notebook that is there must still be a clean execution.
 
 A run directory appears under its final name only by an atomic rename after every stage
 succeeded and its record validated, so a reader sees a run complete or not at all. A

@@ -2,9 +2,8 @@
 
 The book never re-trains: it renders notebooks that papermill already executed, from the
 results store or (``published=True``) from the results published with the repository
-(``publication.publish_profile``: every run's record, and the notebooks of the profile stages and of the
-runs the book shows). A grid with
-missing or failed runs does not build silently: `build_book` refuses unless the caller allows
+(``publication.publish_profile``: every run's record, and the notebooks of the profile stages
+and of the runs the book shows). A grid with missing or failed runs does not build silently: `build_book` refuses unless the caller allows
 a partial grid, and then the results notebook lists the gap. Every page that shows the
 profile's results says which runs made them and flags any of another code version
 (`pages.provenance_note`).
@@ -48,8 +47,8 @@ class BuildResult:
     representative_run: str
 
 
-def _current_records(store: ProfileStore) -> list[dict]:
-    """The valid records of the runs the current summary calls complete.
+def current_records(store: ProfileStore) -> list[dict]:
+    """The valid records of the runs the current summary calls complete (possibly none).
 
     The store may still hold runs that an earlier code version or data file produced.
     """
@@ -64,6 +63,12 @@ def _current_records(store: ProfileStore) -> list[dict]:
             records.append(load_complete_record(store, rid))
         except RecordError:
             continue
+    return records
+
+
+def _current_records(store: ProfileStore) -> list[dict]:
+    """:func:`current_records`, at least one (BookError otherwise)."""
+    records = current_records(store)
     if not records:
         raise BookError(f"no complete runs in {store.root}: run `python -m dpmia_utils run` first")
     return records

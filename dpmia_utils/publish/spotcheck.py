@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..pipeline.codeversion import code_version
 from ..pipeline.estimate import estimate_run_seconds
 from ..pipeline.profiles import Profile, load_profile
-from ..pipeline.store import ProfileStore, RecordError
+from ..pipeline.store import ProfileStore
 from ..stages.params import GridError
+from .book import current_records
 
 #: Default largest absolute difference allowed in a metric (see the module docstring).
 DEFAULT_TOLERANCE = 0.02
@@ -248,19 +247,8 @@ def compare_with_published(
     profile = load_profile(profile_path)
     published = ProfileStore.for_published(profile.name, published_root)
     computed = ProfileStore.for_profile(profile.name, results_root)
-    by_params: dict[str, str] = {}
-    candidates = list(computed.complete_run_ids())
-    if computed.summary_path.exists():
-        # The store may also hold runs of older code versions: the summary names the current.
-        summary = pd.read_csv(computed.summary_path)
-        current = set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
-        candidates = [rid for rid in candidates if rid in current]
-    for rid in candidates:
-        try:
-            record = computed.load_record(rid)
-        except RecordError:
-            continue
-        by_params[_params_key(record["params"])] = rid
+    # The current runs only: the store may also hold runs of older code versions.
+    by_params = {_params_key(r["params"]): r["run_id"] for r in current_records(computed)}
     comparison = PublishedComparison(profile.name, tolerance)
     for rid in published.complete_run_ids():
         record = published.load_record(rid)
