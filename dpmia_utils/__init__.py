@@ -8,8 +8,8 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
     splits       target/shadow halves, CV folds, shadow in/out
     models       the Lasso and the authors' CNN
     training/    config, losses, sampling, noise, dpsgd, engines/ (registry, base,
-                 reference, fast), loop, checkpoints, result, cv, tf_privacy, selection,
-                 lasso_reference
+                 reference, fast), loop, checkpoints, result, cv, tf_privacy, selection
+    lasso_reference  the converged L1 solution (liblinear; no TensorFlow)
     accounting/  accountants (RDP, PLD), classic (the paper's conversion), calibration
     attacks/     scores, shadow, loss, lira, protocol (the one orchestrator)
     metrics/     roc, empirical_epsilon, intervals, summary

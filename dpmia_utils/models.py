@@ -302,9 +302,8 @@ def _compiled_forward(model: tf.keras.Model) -> Any:
     if forward is None:
         length = int(model.inputs[0].shape[1])
         signature = [tf.TensorSpec([None, length], tf.float32)]
-        dense = model.get_layer("logit")
         if _is_cnn(model):
-            conv = model.get_layer("conv")
+            conv, dense = model.get_layer("conv"), model.get_layer("logit")
 
             def logits(x: tf.Tensor) -> tf.Tensor:
                 features = cnn_pooled(cnn_activations(x, conv.kernel, conv.bias, length))

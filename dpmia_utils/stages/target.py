@@ -155,8 +155,12 @@ def train_target(
 def converged_l1_row(
     dataset: PreparedTrait, splits: StudySplits, params: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """No-DP Lasso with lambda > 0: the converged L1 solution on the same folds, as a reference."""
-    from dpmia_utils.training import converged_l1_reference
+    """No-DP Lasso with lambda > 0: the converged L1 solution on the same folds, as a reference.
+
+    Imports no TensorFlow: notebook 02 computes it before training, so that liblinear's copies
+    (about 1 GB on the real data) do not add to TensorFlow's and the models' memory.
+    """
+    from dpmia_utils.lasso_reference import converged_l1_reference
 
     if params["model"] != "lasso" or params["l1"] <= 0 or params["dp"]:
         return None

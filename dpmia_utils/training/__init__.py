@@ -7,10 +7,12 @@ privacy mechanism and the L1 prox step, shared by every engine), :mod:`.loop` (t
 epoch loop, ``train_model``), :mod:`.checkpoints` (saved prefixes of trainings, shared across
 runs that differ only in epochs), :mod:`.result` (``TrainResult``), :mod:`.tf_privacy`
 (tensorflow-privacy's optimizer under ``model.fit``, a cross-check), :mod:`.cv`
-(``cross_validate``), :mod:`.selection` (hyperparameter search by CV) and
-:mod:`.lasso_reference` (the converged L1 solution, a reference).
+(``cross_validate``) and :mod:`.selection` (hyperparameter search by CV). The converged L1
+reference, re-exported here, lives in :mod:`dpmia_utils.lasso_reference`, outside this package,
+so that computing it does not import TensorFlow.
 """
 
+from dpmia_utils.lasso_reference import converged_l1_reference, fit_l1_logistic
 from dpmia_utils.training import checkpoints
 from dpmia_utils.training.config import (
     LOSSES,
@@ -33,7 +35,6 @@ from dpmia_utils.training.engines import (
     make_engine,
     register_engine,
 )
-from dpmia_utils.training.lasso_reference import converged_l1_reference, fit_l1_logistic
 from dpmia_utils.training.loop import EpochStats, EpochTrainer, train_model
 from dpmia_utils.training.losses import evaluate, loss_gradient, per_example_loss
 from dpmia_utils.training.noise import box_muller, gaussian_noise

@@ -93,9 +93,17 @@ class TrainConfig:
         return cls(**data)
 
 
-def training_arrays(X: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validated float32 copies: X (n, p) C-contiguous, y (n,)."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
+def training_arrays(
+    X: np.ndarray, y: np.ndarray, batch_size: int, *, keep_integer_features: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated arrays: X (n, p) C-contiguous float32, y (n,) float32.
+
+    ``keep_integer_features``: integer X (the stages' int8 genotypes) keeps its dtype, for a
+    caller that converts it to float32 itself (exactly) where the copy costs less.
+    """
+    X = np.asarray(X)
+    keep = keep_integer_features and np.issubdtype(X.dtype, np.integer)
+    X = np.ascontiguousarray(X, dtype=X.dtype if keep else np.float32)
     y = np.asarray(y).astype(np.float32).ravel()
     if X.ndim != 2 or X.shape[0] != y.shape[0]:
         raise ValueError(f"X must be (n, p) and y (n,), got {X.shape} and {y.shape}")
