@@ -3,10 +3,10 @@
 The book never re-trains: it renders notebooks that papermill already executed, from the
 results store or (``published=True``) from the results published with the repository
 (``publication.publish_profile``: every run's record, and the notebooks of the profile stages
-and of the runs the book shows). A grid with missing or failed runs does not build silently: `build_book` refuses unless the caller allows
-a partial grid, and then the results notebook lists the gap. Every page that shows the
-profile's results says which runs made them and flags any of another code version
-(`pages.provenance_note`).
+and of the runs the book shows). A grid with missing or failed runs does not build silently:
+`build_book` refuses unless the caller allows a partial grid, and then the results notebook
+lists the gap. Every page that shows the profile's results says which runs made them and
+flags any of another code version (`pages.provenance_note`).
 """
 
 from __future__ import annotations
