@@ -146,12 +146,20 @@ def missing_runs(store: ProfileStore) -> pd.DataFrame:
     return summary[summary["status"] != "complete"]
 
 
+#: A longer list of missing runs is folded into a dropdown on the results page.
+FOLDED_GAP_ROWS = 10
+
+
 def _gap_markdown(gap: pd.DataFrame) -> str:
     """A markdown table of the runs missing from the book's results."""
     lines = ["| run | configuration | status |", "| --- | --- | --- |"]
     for _, row in gap.iterrows():
         lines.append(f"| `{row['run_id']}` | {row.get('label', '')} | {row['status']} |")
-    return "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n"
+    if len(gap) <= FOLDED_GAP_ROWS:
+        return table
+    # A grid computed across sessions can miss most of its runs: fold the list.
+    return f":::{{dropdown}} The {len(gap)} runs, one per row\n{table}:::\n"
 
 
 def describe_run(record: dict) -> str:

@@ -182,12 +182,23 @@ def _versions_note(complete: pd.DataFrame, current: str) -> str:
     older = complete[versions != current]
     if older.empty:
         return f"Computed by the current science code (version `{current}`){when}.\n"
-    labels = ", ".join(older.get("label", older["run_id"]).astype(str))
     return (
         f"**{len(older)} of {len(complete)} run(s) were computed by another version of the "
-        f"science code** ({', '.join(sorted(set(versions[versions != current])))}; current "
-        f"`{current}`){when}: {labels}. Rerun the profile to bring them up to date.\n"
+        f"science code** ({', '.join(f'`{v}`' for v in sorted(set(versions[versions != current])))}; current "
+        f"`{current}`){when}: {_run_list(older)}. Rerun the profile to bring them up to date.\n"
     )
+
+
+#: Beyond this many runs a note counts them by group instead of naming each one.
+NAMED_RUNS = 6
+
+
+def _run_list(runs: pd.DataFrame) -> str:
+    """The runs by label when few, else counted by group (a grid's 80 labels drown a note)."""
+    if len(runs) <= NAMED_RUNS or "group" not in runs:
+        return ", ".join(runs.get("label", runs["run_id"]).astype(str))
+    counts = runs["group"].astype(str).value_counts(sort=False)
+    return "runs of " + ", ".join(f"group `{group}` ({n})" for group, n in counts.items())
 
 
 def write_table1_page(path: Path) -> None:

@@ -126,7 +126,7 @@ def test_note_names_the_profile_and_flags_other_versions_by_label():
     )
     flagged = pages.provenance_note(summary, current="v2", profile="quick")
     assert flagged.startswith("Profile `quick`: **1 of 2 run(s) were computed by another")
-    assert "(v1; current `v2`), finished 2026-11-29 to 2026-11-30: cnn l1=0." in flagged
+    assert "(`v1`; current `v2`), finished 2026-11-29 to 2026-11-30: cnn l1=0." in flagged
     same = pages.provenance_note(summary.iloc[:1], current="v2", profile="quick")
     assert same == (
         "Profile `quick`: computed by the current science code (version `v2`), "
@@ -176,7 +176,7 @@ def test_a_run_of_another_code_version_is_flagged_where_its_numbers_are_shown(as
     assemble, current = assembled
     # The DP run shown on the training and attack pages was made by older science code.
     generated = assemble({"dp10": "0ld0ld0ld0ld0ld0"})
-    flag = "**1 of 3 run(s) were computed by another version of the science code** (0ld0ld"
+    flag = "**1 of 3 run(s) were computed by another version of the science code** (`0ld0ld"
     profile_md = (generated / "profile.md").read_text(encoding="utf-8")
     assert f"Profile `{PROFILE}`: {flag}" in profile_md and ": lasso l1=0.001352 dp." in profile_md
     assert flag in _notes(generated / "04_curve_fitting.ipynb")[0]
@@ -220,6 +220,37 @@ def test_table1_page_names_each_profile_and_flags_older_runs(tmp_path, monkeypat
     pages.write_table1_page(page)
     text = page.read_text(encoding="utf-8")
     assert "Profile `table1`: **1 of 2 run(s) were computed by another version" in text
-    assert "(v1; current `v2`), finished 2026-11-29 to 2026-11-29: cnn l1=0." in text
+    assert "(`v1`; current `v2`), finished 2026-11-29 to 2026-11-29: cnn l1=0." in text
     # The profile not computed here says so, with no note.
     assert "Not computed on this machine" in text and "Profile `table1-described`" not in text
+
+
+def test_a_grid_of_older_or_missing_runs_is_counted_not_listed():
+    """A grid computed across sessions (84 runs, most of them missing or older) must not turn
+    the results page's note into a paragraph of labels: older runs are counted by group, and
+    a long list of missing runs is folded into a dropdown."""
+    n = 20
+    summary = pd.DataFrame(
+        {
+            "run_id": [f"r{i:02d}" for i in range(n)],
+            "label": [f"cnn l1=0 dp noise={i}" for i in range(n)],
+            "group": ["dp-cnn"] * 12 + ["dp-lasso"] * 8,
+            "status": ["complete"] * n,
+            "code_version": ["v1"] * n,
+            "finished": [FINISHED] * n,
+        }
+    )
+    note = pages.provenance_note(summary, current="v2", profile="paper")
+    assert "**20 of 20 run(s) were computed by another version" in note
+    assert "runs of group `dp-cnn` (12), group `dp-lasso` (8)." in note
+    assert "noise=3" not in note
+    # A handful is still named, so a reader sees which runs.
+    few = pages.provenance_note(summary.iloc[:3], current="v2", profile="paper")
+    assert "cnn l1=0 dp noise=0, cnn l1=0 dp noise=1, cnn l1=0 dp noise=2." in few
+
+    gap = summary.assign(status="missing")
+    folded = book._gap_markdown(gap)
+    assert folded.startswith(":::{dropdown} The 20 runs, one per row\n| run |")
+    assert folded.endswith(":::\n") and folded.count("| `r") == n
+    short = book._gap_markdown(gap.iloc[: book.FOLDED_GAP_ROWS])
+    assert short.startswith("| run |") and ":::" not in short
