@@ -10,6 +10,7 @@ writes the summary table and executes the once-per-profile notebooks.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,13 @@ from ..jsonio import atomic_write_json
 from ..stages.params import GridError
 from .cluster import run_tasks
 from .codeversion import code_version, package_versions
-from .estimate import cost_tables, estimate_run_seconds, shared_prefix_epochs
+from .estimate import (
+    cost_tables,
+    estimate_run_seconds,
+    run_threads,
+    shared_prefix_epochs,
+    wall_seconds,
+)
 from .execute import STDERR_LOG, RunTask, run_profile_stage
 from .plan import PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
@@ -200,18 +207,27 @@ def _print_plan(
     Runs that share training prefixes (same settings, other epochs) are charged their
     longest trajectory once, as if every one of them were computed (estimate.shared_prefix_epochs).
     """
-    total = 0.0
+    total, queued, cores = 0.0, [], os.cpu_count() or 1
     out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
     shared = shared_prefix_epochs([p.spec.params for p in planned])
     for p, shared_epochs in zip(planned, shared, strict=True):
         seconds = estimate_run_seconds(
             p.spec.params, profile.blocks, costs[0], shared_epochs, eval_costs=costs[1]
         )
-        total += seconds if p.run_id in todo else 0.0
+        if p.run_id in todo:
+            total += seconds
+            unshared = estimate_run_seconds(
+                p.spec.params, profile.blocks, costs[0], eval_costs=costs[1]
+            )
+            queued.append((unshared, seconds, run_threads(p.spec.params, cores)))
         state = p.status if p.run_id in todo or p.status == "complete" else "not asked"
         note = f" ({p.reason})" if p.reason else ""
         out(f"  {p.run_id}  {state:9s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
+    # In the runner's order (longest unshared estimate first), each charged its shared time.
+    queued.sort(key=lambda q: -q[0])
+    wall = wall_seconds([(seconds, threads) for _, seconds, threads in queued], n_workers, cores)
     out(
-        f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h "
-        f"on this machine ({n_workers} worker(s); estimate from measured per-epoch costs)"
+        f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h of runs, "
+        f"{wall / 3600:.2f} h of wall time with {n_workers} worker(s) on {cores} cores "
+        "(estimate from measured per-epoch costs; a CNN run takes every core, a Lasso run one)"
     )

@@ -13,8 +13,10 @@ from dpmia_utils.pipeline.estimate import (
     estimate_run_seconds,
     kernel_factor,
     measured_costs,
+    run_threads,
     shared_prefix_epochs,
     target_model_epochs,
+    wall_seconds,
 )
 from dpmia_utils.pipeline.profiles import load_profile
 
@@ -147,3 +149,21 @@ def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once
     # The paper grid: every DP setting at 50 epochs is a prefix of the same setting at 100.
     shared = shared_prefix_epochs([r.params for r in profile.runs])
     assert sum(s == 50 for s in shared) == 40 and sum(shared) == 40 * 50
+
+
+def test_wall_time_shares_the_cores_among_the_threads_of_the_runs_in_progress():
+    lasso, cnn = 1, 2  # threads on a 2-core machine (estimate.run_threads)
+    assert run_threads({"model": "lasso"}, cores=2) == lasso
+    assert run_threads({"model": "cnn"}, cores=2) == cnn
+    # One worker: one run after the other, whatever their threads.
+    assert wall_seconds([(10.0, cnn), (4.0, lasso)], n_workers=1, cores=2) == pytest.approx(14)
+    # Two single-threaded runs overlap fully; two CNN runs gain nothing from a second worker.
+    assert wall_seconds([(10.0, lasso), (4.0, lasso)], n_workers=2, cores=2) == pytest.approx(10)
+    assert wall_seconds([(10.0, cnn), (4.0, cnn)], n_workers=2, cores=2) == pytest.approx(14)
+    # A CNN beside a Lasso: 3 threads on 2 cores, both at 2/3 of their speed alone until the
+    # Lasso ends (at 6 s, 4 s of its work done), then the CNN alone (its last 6 s).
+    assert wall_seconds([(10.0, cnn), (4.0, lasso)], n_workers=2, cores=2) == pytest.approx(12)
+    # Runs start in the given order as workers free up.
+    runs = [(6.0, lasso), (3.0, lasso), (3.0, lasso)]
+    assert wall_seconds(runs, n_workers=2, cores=2) == pytest.approx(6)
+    assert wall_seconds([], n_workers=2, cores=2) == 0.0

@@ -7,6 +7,7 @@ import copy
 import html
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -29,7 +30,13 @@ def test_every_smoke_run_completes_with_a_valid_record(smoke_grid):
     assert len(list(store.complete_run_ids())) == len(profile.runs)
     for rid in store.complete_run_ids():
         record = store.load_record(rid)  # validates schema and executed notebooks
-        assert record["provenance"]["data_checksum"] == data_fingerprint(profile.blocks["data"])
+        provenance = record["provenance"]
+        assert provenance["data_checksum"] == data_fingerprint(profile.blocks["data"])
+        # The kernels' CPU time is theirs (not zero: they were reaped) and fits in the wall
+        # time on this machine's cores; the load average is the machine's at the finish.
+        cores = os.cpu_count() or 1
+        assert 0 < provenance["kernel_cpu_seconds"] <= provenance["seconds"] * cores * 1.05
+        assert len(provenance["load_average"]) == 3
         target = record["target"]
         assert 0.0 <= target["test_accuracy_mean"] <= 1.0
         assert len(target["fold_test_accuracy"]) == profile.blocks["split"]["folds"]
