@@ -536,6 +536,10 @@ def test_a_partial_book_lists_the_gap(failing_grid, tmp_path):
     assert broken in results_page and BROKEN_LABEL in results_page
     curves_page = (built.html_dir / "book" / "_generated" / "04_curve_fitting.html").read_text()
     assert "Missing or failed: 1" in curves_page and BROKEN_LABEL in curves_page
+    # The notebook's markdown table of the gap renders as a table, not as pipes in a paragraph
+    # (myst-nb renders displayed markdown as CommonMark, without tables, unless told: _config).
+    gap_table = curves_page[curves_page.index("Missing or failed: 1") :]
+    assert "|:-" not in curves_page and gap_table.index("<table") < gap_table.index(BROKEN_LABEL)
 
 
 def _truncate(path: Path) -> None:
