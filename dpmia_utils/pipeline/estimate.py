@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from typing import Any
 
@@ -135,8 +136,9 @@ def measured_costs(
     store: ProfileStore, code_version: str | None = None
 ) -> tuple[dict[tuple[str, bool], float], dict[str, float]]:
     """Median per-epoch training and evaluation seconds (at the reference sizes and CNN) from
-    the complete runs in the store that computed all of their epochs (and, given
-    ``code_version``, were computed by that code: another version's costs may differ)."""
+    the complete runs in the store that computed all of their epochs, timed alone
+    (:func:`timed_alone`) and, given ``code_version``, computed by that code (another
+    version's costs may differ)."""
     train: dict[tuple[str, bool], list[float]] = {}
     evaluation: dict[str, list[float]] = {}
     for rid in store.complete_run_ids():
@@ -144,7 +146,10 @@ def measured_costs(
             record = store.load_record(rid)
         except RecordError:
             continue
-        if code_version and record.get("provenance", {}).get("code_version") != code_version:
+        provenance = record.get("provenance", {})
+        if code_version and provenance.get("code_version") != code_version:
+            continue
+        if not timed_alone(provenance):
             continue
         target, params = record["target"], record["params"]
         per_epoch, cells = target.get("seconds_per_epoch"), target.get("train_cells")
@@ -165,6 +170,26 @@ def measured_costs(
         {key: statistics.median(v) for key, v in train.items()},
         {key: statistics.median(v) for key, v in evaluation.items()},
     )
+
+
+#: A run counts as timed alone when its kernels got at least this share of the cores their
+#: threads could use (CPU seconds over wall seconds, against min(threads, cores)).
+ALONE_SHARE = 0.75
+
+
+def timed_alone(provenance: dict[str, Any]) -> bool:
+    """Whether a run's timings are its own, not those of a run sharing the cores with others.
+
+    Its kernels' CPU time over its wall time is the cores it got on average. Beside another
+    run (two CNN runs share 2 cores: about 1 each, against nearly 2 alone) the share drops and
+    so would every estimate made from its per-epoch times. Records without the CPU time (made
+    before the runner kept it) are not used either: the defaults stand in.
+    """
+    cpu, wall = provenance.get("kernel_cpu_seconds"), provenance.get("seconds")
+    if not cpu or not wall:
+        return False
+    threads = int(provenance.get("tf_threads") or 1)
+    return cpu / wall >= ALONE_SHARE * min(threads, os.cpu_count() or 1)
 
 
 def cost_tables(

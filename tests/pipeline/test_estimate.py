@@ -1,5 +1,7 @@
 """Dry-run time estimates: count the models a run trains and scale measured per-epoch costs."""
 
+import os
+
 import pytest
 
 from dpmia_utils.constants import PAPER_TRAINING_ROWS
@@ -16,6 +18,7 @@ from dpmia_utils.pipeline.estimate import (
     run_threads,
     shared_prefix_epochs,
     target_model_epochs,
+    timed_alone,
     wall_seconds,
 )
 from dpmia_utils.pipeline.profiles import load_profile
@@ -110,6 +113,8 @@ def test_a_stores_measurements_replace_the_defaults_at_the_reference_size():
             "n_train": PAPER_TRAINING_ROWS // 2,
             "n_variants": 28220,
         },
+        # Timed alone: 1.8 of 2 threads' cores on average.
+        "provenance": {"seconds": 100.0, "kernel_cpu_seconds": 180.0, "tf_threads": "2"},
     }
     store = FakeStore({"r1": record})
     train, scoring = measured_costs(store)
@@ -117,9 +122,16 @@ def test_a_stores_measurements_replace_the_defaults_at_the_reference_size():
     assert train[("cnn", True)] == pytest.approx(2.0 * 2 / factor, rel=1e-3)
     assert scoring["cnn"] == pytest.approx(0.5 * 2 / factor, rel=0.01)
     # Only the given code version's runs count: another version's costs may differ.
-    record["provenance"] = {"code_version": "aaaa"}
+    record["provenance"]["code_version"] = "aaaa"
     assert measured_costs(store, "aaaa")[0] == train
     assert measured_costs(store, "bbbb") == ({}, {})
+    # A run timed beside another (1.0 of its 2 threads' cores) or before the runner kept its
+    # CPU time would make every estimate pessimistic: not used.
+    record["provenance"]["kernel_cpu_seconds"] = 100.0
+    assert measured_costs(store) == ({}, {})
+    del record["provenance"]["kernel_cpu_seconds"]
+    assert measured_costs(store) == ({}, {})
+    record["provenance"]["kernel_cpu_seconds"] = 180.0
     # A run that read epochs off a sibling measured less than its trainings cost: not used.
     record["target"]["resumed_epochs"] = [5, 5]
     assert measured_costs(store) == ({}, {})
@@ -167,3 +179,15 @@ def test_wall_time_shares_the_cores_among_the_threads_of_the_runs_in_progress():
     runs = [(6.0, lasso), (3.0, lasso), (3.0, lasso)]
     assert wall_seconds(runs, n_workers=2, cores=2) == pytest.approx(6)
     assert wall_seconds([], n_workers=2, cores=2) == 0.0
+
+
+def test_a_run_is_timed_alone_when_its_kernels_got_the_cores_their_threads_could_use():
+    cores = os.cpu_count() or 1
+    lasso = {"seconds": 100.0, "tf_threads": "1"}
+    assert timed_alone({**lasso, "kernel_cpu_seconds": 95.0})
+    assert not timed_alone({**lasso, "kernel_cpu_seconds": 60.0})  # beside a CNN: 2/3
+    cnn = {"seconds": 100.0, "tf_threads": str(cores)}
+    assert timed_alone({**cnn, "kernel_cpu_seconds": 90.0 * cores})
+    assert not timed_alone({**cnn, "kernel_cpu_seconds": 100.0 * cores / 2 if cores > 1 else 50})
+    assert not timed_alone({**cnn, "kernel_cpu_seconds": None})
+    assert not timed_alone({})
