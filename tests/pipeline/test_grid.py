@@ -31,7 +31,17 @@ def test_paper_profile_is_the_papers_grid():
 
 
 @pytest.mark.parametrize(
-    "name", ["smoke", "quick", "table1", "table1-ablation", "paper", "paper-cnn-search", "full"]
+    "name",
+    [
+        "smoke",
+        "quick",
+        "table1",
+        "table1-ablation",
+        "paper",
+        "paper-cnn-search",
+        "clip-ablation",
+        "full",
+    ],
 )
 def test_committed_profiles_are_valid_and_have_distinct_runs(name):
     profile = load_profile(parameters_dir() / f"{name}.yml")
