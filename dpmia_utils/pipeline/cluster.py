@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .execute import CNN_THREADS_ENV_VAR, LASSO_THREADS_ENV_VAR, execute_run
+from .execute import CNN_THREADS_ENV_VAR, LASSO_THREADS, LASSO_THREADS_ENV_VAR, execute_run
 from .plan import PlannedRun
 
 #: How many times Dask may start a run again after the worker running it died.
@@ -64,7 +64,7 @@ def run_tasks(
         os.environ.setdefault(CNN_THREADS_ENV_VAR, os.environ["DPMIA_TF_THREADS"])
         # Except the Lasso: its small ops lose to thread hand-offs (DP Lasso runs took 79-85 s
         # with 2 threads against 62-78 s with one, two workers side by side).
-        os.environ.setdefault(LASSO_THREADS_ENV_VAR, "1")
+        os.environ.setdefault(LASSO_THREADS_ENV_VAR, str(LASSO_THREADS))
         # One run per worker at a time (no prefetched second run): a worker that dies then
         # takes only its own run with it, not an innocent queued one.
         settings = {

@@ -13,6 +13,7 @@ from ..constants import (
     YEAST_SEGREGANTS_MEASURED,
     YEAST_VARIANTS,
 )
+from .execute import LASSO_THREADS
 from .store import ProfileStore, RecordError
 
 #: Seconds per training epoch of the default ("fast") engine on a real-size training fold
@@ -231,7 +232,7 @@ def estimate_run_seconds(
 def run_threads(params: dict[str, Any], cores: int) -> int:
     """Threads a run's kernel computes on under the local cluster (pipeline.cluster): the
     Lasso one (its small ops lose to thread hand-offs), a CNN every core."""
-    return 1 if params["model"] == "lasso" else cores
+    return LASSO_THREADS if params["model"] == "lasso" else cores
 
 
 def wall_seconds(runs: list[tuple[float, int]], n_workers: int, cores: int) -> float:

@@ -40,6 +40,8 @@ KERNEL_DEATH_RETRIES = 1
 #: sets them: 1 for the Lasso, every core for the CNN).
 LASSO_THREADS_ENV_VAR = "DPMIA_LASSO_TF_THREADS"
 CNN_THREADS_ENV_VAR = "DPMIA_CNN_TF_THREADS"
+#: The local cluster's thread count for a Lasso run (the dry run's wall-time estimate uses it).
+LASSO_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,8 @@ def _execute_stages(
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 2),
             # CPU time of the run's kernels, and the machine's load when it finished: over the
-            # wall time, the cores the run got (about 1.7 for a CNN alone on 2 cores), so that
-            # a run timed beside others can be told from one timed alone.
+            # wall time, the cores the run got (0.88 of 2 for a DP CNN run timed beside another
+            # profile), so that a run timed beside others can be told from one timed alone.
             "kernel_cpu_seconds": round(_children_cpu_seconds() - cpu_before, 2),
             "load_average": [round(x, 2) for x in os.getloadavg()],
         },

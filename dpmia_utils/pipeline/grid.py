@@ -98,14 +98,7 @@ def run_grid(
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         return report
 
-    # Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
-    # instead of leaving one worker idle behind a late long run. Unshared estimates, so a
-    # run goes before the shorter siblings that read their trainings off its saved prefixes.
-    todo.sort(
-        key=lambda p: -estimate_run_seconds(
-            p.spec.params, profile.blocks, costs[0], eval_costs=costs[1]
-        )
-    )
+    todo = _runner_order(todo, profile, costs)
     store.runs_dir.mkdir(parents=True, exist_ok=True)
     store.clean_stale_partials()
     for p in todo:
@@ -194,6 +187,22 @@ def run_grid(
     return report
 
 
+def _runner_order(
+    runs: list[PlannedRun],
+    profile: Profile,
+    costs: tuple[dict[tuple[str, bool], float], dict[str, float]],
+) -> list[PlannedRun]:
+    """Longest runs first (the CNN's): the short Lasso runs then fill the gaps at the end
+    instead of leaving one worker idle behind a late long run. Unshared estimates, so a run
+    goes before the shorter siblings that read their trainings off its saved prefixes."""
+    return sorted(
+        runs,
+        key=lambda p: -estimate_run_seconds(
+            p.spec.params, profile.blocks, costs[0], eval_costs=costs[1]
+        ),
+    )
+
+
 def _print_plan(
     profile: Profile,
     planned: list[PlannedRun],
@@ -207,7 +216,7 @@ def _print_plan(
     Runs that share training prefixes (same settings, other epochs) are charged their
     longest trajectory once, as if every one of them were computed (estimate.shared_prefix_epochs).
     """
-    total, queued, cores = 0.0, [], os.cpu_count() or 1
+    total, charged, cores = 0.0, {}, os.cpu_count() or 1
     out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
     shared = shared_prefix_epochs([p.spec.params for p in planned])
     for p, shared_epochs in zip(planned, shared, strict=True):
@@ -216,16 +225,15 @@ def _print_plan(
         )
         if p.run_id in todo:
             total += seconds
-            unshared = estimate_run_seconds(
-                p.spec.params, profile.blocks, costs[0], eval_costs=costs[1]
-            )
-            queued.append((unshared, seconds, run_threads(p.spec.params, cores)))
+            charged[p.run_id] = seconds
         state = p.status if p.run_id in todo or p.status == "complete" else "not asked"
         note = f" ({p.reason})" if p.reason else ""
         out(f"  {p.run_id}  {state:9s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
-    # In the runner's order (longest unshared estimate first), each charged its shared time.
-    queued.sort(key=lambda q: -q[0])
-    wall = wall_seconds([(seconds, threads) for _, seconds, threads in queued], n_workers, cores)
+    # In the runner's order, each run charged its shared time.
+    queued = _runner_order([p for p in planned if p.run_id in todo], profile, costs)
+    wall = wall_seconds(
+        [(charged[p.run_id], run_threads(p.spec.params, cores)) for p in queued], n_workers, cores
+    )
     out(
         f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h of runs, "
         f"{wall / 3600:.2f} h of wall time with {n_workers} worker(s) on {cores} cores "

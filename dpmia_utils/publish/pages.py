@@ -182,10 +182,11 @@ def _versions_note(complete: pd.DataFrame, current: str) -> str:
     older = complete[versions != current]
     if older.empty:
         return f"Computed by the current science code (version `{current}`){when}.\n"
+    others = ", ".join(f"`{v}`" for v in sorted(set(versions[versions != current])))
     return (
         f"**{len(older)} of {len(complete)} run(s) were computed by another version of the "
-        f"science code** ({', '.join(f'`{v}`' for v in sorted(set(versions[versions != current])))}; current "
-        f"`{current}`){when}: {_run_list(older)}. Rerun the profile to bring them up to date.\n"
+        f"science code** ({others}; current `{current}`){when}: {_run_list(older)}. Rerun the "
+        "profile to bring them up to date.\n"
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dpmia_utils import paths
 
-ROOT = paths.parameters_dir().parent
+ROOT = paths.REPO_ROOT
 
 
 def _prose_table(page: str, header_start: str) -> list[list[str]]:
