@@ -181,7 +181,11 @@ def _read_notebook(path: Path) -> dict:
 
 def _write_notebook(notebook: dict, destination: Path) -> None:
     destination.write_text(
-        json.dumps(chapters.tag_for_book(notebook), indent=1, ensure_ascii=False),
+        json.dumps(
+            chapters.tag_for_book(chapters.without_startup_noise(notebook)),
+            indent=1,
+            ensure_ascii=False,
+        ),
         encoding="utf-8",
     )
 

@@ -4,7 +4,9 @@ Papermill executed each notebook when its run ran, and a run is not executed aga
 code is unchanged; only the code cells of a stage notebook count (pipeline.codeversion). So the
 book dresses each executed notebook in its source's current markdown and cell tags, provided
 its code cells are the source's, cell for cell; otherwise the executed copy is shown as it ran.
-The outputs are never touched.
+The outputs are never touched, but for one thing: TensorFlow's start-up lines that every kernel
+prints to stderr on a machine without a GPU (`without_startup_noise`); the run folder's own
+notebook keeps them.
 
 The training and attack chapters put two runs on one page: the baseline without DP, then the
 same model and lambda trained with DP-SGD, each under its own heading with the parameters
@@ -30,6 +32,9 @@ BOOK_CELL_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-inpu
 CLOSING_HEADING = "## Summary"
 
 _HEADING = re.compile(r"^(#{1,5}) ", flags=re.MULTILINE)
+#: TensorFlow 2.15's import registers its CUDA plugins twice and says so at ERROR level, even
+#: with no GPU (it cannot be silenced without hiding real C++ errors): noise on every page.
+STARTUP_NOISE = re.compile(r"Unable to register (cuDNN|cuFFT|cuBLAS) factory")
 
 
 def _text(cell: dict[str, Any]) -> str:
@@ -52,6 +57,26 @@ def tag_for_book(notebook: Notebook) -> Notebook:
         for tag, display in BOOK_CELL_TAGS.items():
             if tag in tags and display not in tags:
                 tags.append(display)
+    return notebook
+
+
+def without_startup_noise(notebook: Notebook) -> Notebook:
+    """Drop STARTUP_NOISE lines from stderr outputs, and outputs left empty (in place; returned).
+
+    Every other stderr line (warnings, errors) stays where it was.
+    """
+    for cell in notebook.get("cells", []):
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = _text({"source": output.get("text", "")})
+                lines = [ln for ln in text.splitlines(True) if not STARTUP_NOISE.search(ln)]
+                if not "".join(lines).strip():
+                    continue
+                output = {**output, "text": "".join(lines)}
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
     return notebook
 
 

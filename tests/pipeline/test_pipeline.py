@@ -313,3 +313,58 @@ def test_the_book_dresses_executed_notebooks_in_todays_prose(smoke_grid):
     changed = copy.deepcopy(source)
     code(changed)[-1]["source"] = "print('other code')"
     assert chapters.redress(older, changed) is older
+
+
+TF_STARTUP_LINES = (
+    "2026-11-30 19:50:34.96: E external/local_xla/xla/stream_executor/cuda/cuda_dnn.cc:9261] "
+    "Unable to register cuDNN factory: Attempting to register factory for plugin cuDNN when "
+    "one has already been registered\n"
+    "2026-11-30 19:50:34.96: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:607] "
+    "Unable to register cuFFT factory: Attempting to register factory for plugin cuFFT when "
+    "one has already been registered\n"
+    "2026-11-30 19:50:34.96: E external/local_xla/xla/stream_executor/cuda/cuda_blas.cc:1515] "
+    "Unable to register cuBLAS factory: Attempting to register factory for plugin cuBLAS when "
+    "one has already been registered\n"
+)
+
+
+def test_the_book_drops_tensorflows_startup_lines_and_keeps_real_warnings():
+    from dpmia_utils.publish import chapters
+
+    warning = "UserWarning: the solver did not converge\n"
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "import tensorflow",
+                "outputs": [
+                    {"output_type": "stream", "name": "stderr", "text": TF_STARTUP_LINES},
+                    {"output_type": "stream", "name": "stdout", "text": "loaded\n"},
+                ],
+            },
+            {
+                "cell_type": "code",
+                "source": "fit()",
+                "outputs": [
+                    {
+                        "output_type": "stream",
+                        "name": "stderr",
+                        "text": TF_STARTUP_LINES.splitlines(True)[:1] + [warning],
+                    }
+                ],
+            },
+            {"cell_type": "markdown", "source": "Unable to register cuDNN factory (prose)"},
+        ]
+    }
+    cleaned = chapters.without_startup_noise(copy.deepcopy(notebook))
+    first, second, prose = cleaned["cells"]
+    assert first["outputs"] == [notebook["cells"][0]["outputs"][1]]  # only stdout left
+    assert second["outputs"] == [{"output_type": "stream", "name": "stderr", "text": warning}]
+    assert prose == notebook["cells"][2]  # markdown is never touched
+
+
+def test_the_smoke_book_shows_no_tensorflow_startup_lines(smoke_book):
+    generated = list((smoke_book.html_dir / "book" / "_generated").glob("*.html"))
+    assert generated
+    for page in generated:
+        assert "Unable to register" not in page.read_text(), page.name
