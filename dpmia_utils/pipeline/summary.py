@@ -58,8 +58,11 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
     # The noise actually used (calibrated when the run asked for a target epsilon).
     row["noise_multiplier"] = target.get("noise_multiplier", params.get("noise_multiplier"))
     epsilons = target.get("epsilon") or {}
+    # No privacy without noise: clipping alone (DP-SGD at noise 0) has an infinite epsilon,
+    # which the record's JSON holds as null (JSON has no infinity).
+    private = params["dp"] and row["noise_multiplier"] != 0
     for accountant, column in ACCOUNTANT_COLUMNS.items():
-        row[column] = _number(epsilons.get(accountant)) if params["dp"] else math.inf
+        row[column] = _number(epsilons.get(accountant)) if private else math.inf
     row["delta"] = _number(target.get("delta"))
     for key in ("test_accuracy", "train_accuracy", "nonzero_fraction"):
         row[f"target_{key}_mean"] = _number(target.get(f"{key}_mean"))
