@@ -26,6 +26,7 @@ from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
 from . import chapters
+from .figure2 import FOLDED_GAP_ROWS
 from .pages import provenance_note, write_epsilon_page, write_table1_page
 from .quotes import MODEL_NAMES
 
@@ -144,10 +145,6 @@ def missing_runs(store: ProfileStore) -> pd.DataFrame:
     """Rows of the summary whose run is not complete (failed, never run, or no longer valid)."""
     summary = checked_summary(store)
     return summary[summary["status"] != "complete"]
-
-
-#: A longer list of missing runs is folded into a dropdown on the results page.
-FOLDED_GAP_ROWS = 10
 
 
 def _gap_markdown(gap: pd.DataFrame) -> str:

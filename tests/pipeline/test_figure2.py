@@ -143,6 +143,17 @@ def test_header_names_profile_reproduction_folds_and_gaps():
     assert "10 of 11 configurations complete (8 with DP, 2 without)" in text
     assert "2 CV folds" in text and "3 attack repeats" in text
     assert "Missing or failed: 1" in text and "lasso broken" in text
+    assert "<details>" not in text  # a short gap is listed as it is
+
+
+def test_header_folds_a_long_gap_and_still_lists_every_run():
+    gap = pd.DataFrame(
+        [dict(status="missing", dp=True, label=f"cnn dp noise={i}") for i in range(11)]
+    )
+    text = figure2.chapter_header("paper", "as coded", pd.concat([_summary(), gap]), 5, 5)
+    assert "Missing or failed: 11" in text
+    folded = text[text.index("<details>") : text.index("</details>")]
+    assert all(f"cnn dp noise={i} " in folded for i in range(11))
 
 
 def test_a_figure_the_profile_lacks_is_glued_as_a_note():
