@@ -78,13 +78,19 @@ def _prefix_shareable(params: dict[str, Any]) -> bool:
     return not searched_epochs and not (params["dp"] and params.get("target_epsilon") is not None)
 
 
-def shared_prefix_epochs(runs: list[dict[str, Any]]) -> list[int]:
+def shared_prefix_epochs(
+    runs: list[dict[str, Any]], complete: list[bool] | None = None
+) -> list[int]:
     """For each run, the epochs it reads off a sibling's saved prefix instead of training.
 
     Siblings are runs equal but for their epochs. Counted so that a group's total is its
     longest run's epochs whatever order the runs execute in: each run is charged from the
-    next shorter sibling's epochs (50 and 100 epochs: 50 each).
+    next shorter sibling's epochs (50 and 100 epochs: 50 each). A run with a ``complete``
+    sibling at least as long reads all of its epochs off that sibling's saved trajectory
+    (the runner keeps it), so it is charged none (a 50-epoch run whose 100-epoch sibling is
+    done).
     """
+    done = complete if complete is not None else [False] * len(runs)
     # A run's sibling key: its parameters but the epochs (None when it shares nothing).
     keys = [
         repr(sorted((k, repr(v)) for k, v in params.items() if k != "epochs"))
@@ -93,12 +99,24 @@ def shared_prefix_epochs(runs: list[dict[str, Any]]) -> list[int]:
         for params in runs
     ]
     groups: dict[str, list[int]] = {}
-    for key, params in zip(keys, runs, strict=True):
+    computed: dict[str, list[int]] = {}
+    for key, params, finished in zip(keys, runs, done, strict=True):
         if key is not None:
             groups.setdefault(key, []).append(int(params["epochs"]))
+            if finished:
+                computed.setdefault(key, []).append(int(params["epochs"]))
+
+    def shared(key: str | None, epochs: int, finished: bool) -> int:
+        if key is None:
+            return 0
+        # (A complete run is shown at what it cost, not at what it would cost now.)
+        if not finished and any(e >= epochs for e in computed.get(key, [])):
+            return epochs
+        return max((e for e in groups[key] if e < epochs), default=0)
+
     return [
-        0 if key is None else max((e for e in groups[key] if e < int(params["epochs"])), default=0)
-        for key, params in zip(keys, runs, strict=True)
+        shared(key, int(params["epochs"]), finished)
+        for key, params, finished in zip(keys, runs, done, strict=True)
     ]
 
 

@@ -214,11 +214,14 @@ def _print_plan(
     """`run --dry-run`: every run with its state and estimated time, and the total to execute.
 
     Runs that share training prefixes (same settings, other epochs) are charged their
-    longest trajectory once, as if every one of them were computed (estimate.shared_prefix_epochs).
+    longest trajectory once, and nothing that a complete sibling already trained
+    (estimate.shared_prefix_epochs).
     """
     total, charged, cores = 0.0, {}, os.cpu_count() or 1
     out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
-    shared = shared_prefix_epochs([p.spec.params for p in planned])
+    shared = shared_prefix_epochs(
+        [p.spec.params for p in planned], [p.status == "complete" for p in planned]
+    )
     for p, shared_epochs in zip(planned, shared, strict=True):
         seconds = estimate_run_seconds(
             p.spec.params, profile.blocks, costs[0], shared_epochs, eval_costs=costs[1]

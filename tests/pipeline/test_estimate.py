@@ -163,6 +163,19 @@ def test_runs_differing_only_in_epochs_are_charged_their_longest_trajectory_once
     assert sum(s == 50 for s in shared) == 40 and sum(shared) == 40 * 50
 
 
+def test_a_complete_sibling_leaves_only_what_it_did_not_train():
+    base = {"model": "cnn", "dp": True, "noise_multiplier": 1.0, "target_epsilon": None}
+    runs = [{**base, "epochs": 100}, {**base, "epochs": 50}, {**base, "epochs": 100, "l1": 1}]
+    # The 100-epoch run is done: its 50-epoch sibling reads everything off its trajectory.
+    assert shared_prefix_epochs(runs, [True, False, False]) == [50, 50, 0]
+    # The 50-epoch run is done: the 100-epoch one trains its last 50 epochs.
+    assert shared_prefix_epochs(runs, [False, True, False]) == [50, 0, 0]
+    assert shared_prefix_epochs(runs, [False] * 3) == shared_prefix_epochs(runs)
+    # Calibrated noise shares nothing, done or not.
+    calibrated = [{**r, "target_epsilon": 1.0} for r in runs[:2]]
+    assert shared_prefix_epochs(calibrated, [True, False]) == [0, 0]
+
+
 def test_wall_time_shares_the_cores_among_the_threads_of_the_runs_in_progress():
     lasso, cnn = 1, 2  # threads on a 2-core machine (estimate.run_threads)
     assert run_threads({"model": "lasso"}, cores=2) == lasso
