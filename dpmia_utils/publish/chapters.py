@@ -69,7 +69,8 @@ def without_startup_noise(notebook: Notebook) -> Notebook:
         kept = []
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                text = _text({"source": output.get("text", "")})
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
                 lines = [ln for ln in text.splitlines(True) if not STARTUP_NOISE.search(ln)]
                 if not "".join(lines).strip():
                     continue
