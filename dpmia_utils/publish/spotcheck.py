@@ -27,10 +27,10 @@ from typing import Any
 
 from ..pipeline.codeversion import code_version
 from ..pipeline.estimate import estimate_run_seconds
+from ..pipeline.plan import load_complete_record
 from ..pipeline.profiles import Profile, load_profile
-from ..pipeline.store import ProfileStore
+from ..pipeline.store import ProfileStore, RecordError
 from ..stages.params import GridError
-from .book import current_records
 
 #: Default largest absolute difference allowed in a metric (see the module docstring).
 DEFAULT_TOLERANCE = 0.02
@@ -247,8 +247,16 @@ def compare_with_published(
     profile = load_profile(profile_path)
     published = ProfileStore.for_published(profile.name, published_root)
     computed = ProfileStore.for_profile(profile.name, results_root)
-    # The current runs only: the store may also hold runs of older code versions.
-    by_params = {_params_key(r["params"]): r["run_id"] for r in current_records(computed)}
+    # Recomputations by this code only, whatever the store's summary says: the store may also
+    # hold older versions' runs, and a runner stopped mid-grid leaves its summary behind.
+    version, by_params = code_version(), {}
+    for rid in computed.complete_run_ids():
+        try:
+            recomputed = load_complete_record(computed, rid)
+        except RecordError:
+            continue
+        if recomputed["provenance"].get("code_version") == version:
+            by_params[_params_key(recomputed["params"])] = rid
     comparison = PublishedComparison(profile.name, tolerance)
     for rid in published.complete_run_ids():
         record = published.load_record(rid)

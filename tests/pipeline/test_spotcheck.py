@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dpmia_utils import paths
@@ -110,6 +112,27 @@ def test_compare_matches_runs_by_parameters_and_names_the_changed_ones(
     err = capsys.readouterr().err
     assert "1 beyond it; 1 not recomputed yet" in err
     assert f"{changed} -> {changed}" in err and "target.test_accuracy_mean" in err
+
+
+def test_compare_counts_only_recomputations_by_this_code(smoke_grid, published, tmp_path, capsys):
+    _, results = smoke_grid
+    copy = tmp_path / "results" / results.name
+    shutil.copytree(results, copy)
+    store = ProfileStore(copy)
+    argv = ["compare", str(SMOKE), "--results", str(copy.parent), "--published", str(published)]
+    older, unlisted = sorted(store.complete_run_ids())[:2]
+    # A complete run the summary does not list yet (a runner stopped mid-grid) is compared.
+    summary = pd.read_csv(store.summary_path)
+    summary[summary["run_id"] != unlisted].to_csv(store.summary_path, index=False)
+    assert main(argv) == 0
+    assert "0 beyond it; 0 not recomputed yet" in capsys.readouterr().out
+    # A run of an older code version is no recomputation of a published run.
+    path = store.run_dir(older) / "record.json"
+    record = json.loads(path.read_text())
+    record["provenance"]["code_version"] = "0" * 16
+    path.write_text(json.dumps(record))
+    assert main(argv) == 0
+    assert "0 beyond it; 1 not recomputed yet" in capsys.readouterr().out
 
 
 def test_the_default_run_is_one_of_the_current_code_version(published):
