@@ -37,9 +37,13 @@ _HEADING = re.compile(r"^(#{1,5}) ", flags=re.MULTILINE)
 STARTUP_NOISE = re.compile(r"Unable to register (cuDNN|cuFFT|cuBLAS) factory")
 
 
+def _joined(text: str | list[str]) -> str:
+    """A notebook string field (a cell's source, a stream's text), stored whole or as lines."""
+    return "".join(text) if isinstance(text, list) else text
+
+
 def _text(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
+    return _joined(cell.get("source", ""))
 
 
 def _tags(cell: dict[str, Any]) -> list[str]:
@@ -69,8 +73,7 @@ def without_startup_noise(notebook: Notebook) -> Notebook:
         kept = []
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                text = output.get("text", "")
-                text = "".join(text) if isinstance(text, list) else text
+                text = _joined(output.get("text", ""))
                 lines = [ln for ln in text.splitlines(True) if not STARTUP_NOISE.search(ln)]
                 if not "".join(lines).strip():
                     continue
