@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="redo complete runs too")
     run.add_argument("--dry-run", action="store_true", help="list runs and estimated time only")
+    run.add_argument(
+        "--skip-published",
+        action="store_true",
+        help="do not redo runs published with the repository under the same ID (to go on "
+        "with a long grid published as it goes; by default they are recomputed)",
+    )
     run.add_argument("--scheduler", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument(
         "--workers",

@@ -66,6 +66,7 @@ def run_grid(
     summarize: bool = True,
     groups: Sequence[str] = (),
     where: dict[str, Any] | None = None,
+    skip_published: bool = False,
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves.
@@ -73,6 +74,9 @@ def run_grid(
     ``groups`` (names from the profile) limits execution to those groups' runs, and ``where``
     (run parameter -> value) to the runs with those values (e.g. a fixed quarter of a grid);
     the summary still lists every run, so the others show as missing until they are computed.
+    ``skip_published`` leaves out the runs published with the repository under the same ID
+    (a long grid computed across sessions, each publishing what it finished); by default
+    they are recomputed, and ``compare`` says whether the recomputation differs.
 
     A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
     raised before anything in the results store is created or changed.
@@ -87,11 +91,13 @@ def run_grid(
     store = ProfileStore.for_profile(profile.name, results_root)
     checksum = check_profile_data(profile, load=not dry_run)
     version = code_version()
-    planned = plan_runs(profile, store, checksum, version, force=force)
+    published = ProfileStore.for_published(profile.name) if skip_published else None
+    planned = plan_runs(profile, store, checksum, version, force=force, published=published)
     report = GridReport(profile=profile.name, planned=planned)
     chosen = {id(spec) for spec in profile.matching(where, groups)}
-    todo = [p for p in planned if p.status != "complete" and id(p.spec) in chosen]
-    report.skipped = [p.run_id for p in planned if p.status == "complete"]
+    done = ("complete", "published")
+    todo = [p for p in planned if p.status not in done and id(p.spec) in chosen]
+    report.skipped = [p.run_id for p in planned if p.status in done]
 
     costs = cost_tables(store, version)
     if dry_run:
@@ -218,7 +224,12 @@ def _print_plan(
     (estimate.shared_prefix_epochs).
     """
     total, charged, cores = 0.0, {}, os.cpu_count() or 1
-    out(f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute")
+    done = ("complete", "published")
+    published = sum(p.status == "published" for p in planned)
+    out(
+        f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute"
+        + (f" ({published} published with the repository, not redone)" if published else "")
+    )
     shared = shared_prefix_epochs(
         [p.spec.params for p in planned], [p.status == "complete" for p in planned]
     )
@@ -229,7 +240,7 @@ def _print_plan(
         if p.run_id in todo:
             total += seconds
             charged[p.run_id] = seconds
-        state = p.status if p.run_id in todo or p.status == "complete" else "not asked"
+        state = p.status if p.run_id in todo or p.status in done else "not asked"
         note = f" ({p.reason})" if p.reason else ""
         out(f"  {p.run_id}  {state:9s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
     # In the runner's order, each run charged its shared time.

@@ -53,17 +53,26 @@ class PlannedRun:
 
     spec: RunSpec
     run_id: str
-    status: str  # "complete", "pending", "failed" (recorded failure), "invalid" (bad record)
+    # "complete", "pending", "failed" (recorded failure), "invalid" (bad record), or
+    # "published" (done and published with the repository, not in this store)
+    status: str
     reason: str = ""
 
 
 def plan_runs(
-    profile: Profile, store: ProfileStore, data_checksum: str, version: str, force: bool = False
+    profile: Profile,
+    store: ProfileStore,
+    data_checksum: str,
+    version: str,
+    force: bool = False,
+    published: ProfileStore | None = None,
 ) -> list[PlannedRun]:
     """Name every run of the profile and say whether the store already holds it complete.
 
     A run folder that does not pass `load_complete_record` is "invalid" (and redone), with
-    the reason; `force` makes complete runs pending again.
+    the reason; `force` makes complete runs pending again. With a `published` store, a run
+    not complete here whose record is published under the same ID (same parameters, code and
+    data) is "published": done, though its notebooks and weights are not in this store.
     """
     shared = {k: v for k, v in profile.shared_parameters().items() if k != "profile"}
     planned = []
@@ -78,6 +87,8 @@ def plan_runs(
                 status, reason = "invalid", str(exc)
         elif store.failure_path(rid).exists():
             status, reason = "failed", "failed before; retried"
+        if status != "complete" and not force and _is_published(published, rid, spec.params):
+            status, reason = "published", ""
         if force and status == "complete":
             status = "pending"
         planned.append(PlannedRun(spec=spec, run_id=rid, status=status, reason=reason))
@@ -99,3 +110,12 @@ def load_complete_record(
     if missing:
         raise RecordError(f"{store.run_dir(rid)}: record lacks {', '.join(missing)}")
     return record
+
+
+def _is_published(published: ProfileStore | None, rid: str, params: dict[str, Any]) -> bool:
+    if published is None or not published.run_dir(rid).exists():
+        return False
+    try:
+        return published.load_record(rid)["params"] == params
+    except RecordError:
+        return False

@@ -16,6 +16,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +82,33 @@ def _baseline_preference(record: dict) -> tuple:
     return (p["dp"], ablation, p["model"] != "lasso", p["l1"] == 0, record["run_id"])
 
 
-def representative_run(store: ProfileStore) -> str:
+NotebooksAt = Callable[[str], bool]
+
+
+def has_run_notebooks(store: ProfileStore, rid: str, every: bool = True) -> bool:
+    """Whether the run's folder holds every stage notebook (in a results store every complete
+    run does; in a published one only the runs the book shows), or with `every=False` any."""
+    found = [(store.run_dir(rid) / f"{stage}.ipynb").exists() for stage, _ in RUN_STAGES]
+    return all(found) if every else any(found)
+
+
+def _published_with_notebooks(store: ProfileStore) -> NotebooksAt:
+    # Any notebook: a run published with its notebooks and missing one since is still the
+    # one to show, and `assemble` then says to publish again instead of showing another.
+    return lambda rid: has_run_notebooks(store, rid, every=False)
+
+
+def representative_run(store: ProfileStore, notebooks_at: NotebooksAt | None = None) -> str:
     """Pick the run whose stage notebooks the book shows: non-DP Lasso with L1 if present,
-    with our loss rather than a labelled ablation (the authors' double sigmoid)."""
-    return min(_current_records(store), key=_baseline_preference)["run_id"]
+    with our loss rather than a labelled ablation (the authors' double sigmoid).
+
+    Runs whose notebooks are at hand (`notebooks_at`, default: in the store) come first, so a
+    published profile that kept an older run's record without its notebooks still shows one.
+    """
+    at = notebooks_at or _published_with_notebooks(store)
+    return min(
+        _current_records(store), key=lambda r: (not at(r["run_id"]), *_baseline_preference(r))
+    )["run_id"]
 
 
 #: The DP run shown beside the baseline is the one whose epsilon (the paper's accountant) is
@@ -97,7 +121,9 @@ def _epsilon(record: dict) -> float:
     return float(value) if value is not None else math.inf
 
 
-def dp_companion(store: ProfileStore, baseline: str) -> str | None:
+def dp_companion(
+    store: ProfileStore, baseline: str, notebooks_at: NotebooksAt | None = None
+) -> str | None:
     """The DP run shown beside the baseline: same model and lambda if the profile has one.
 
     Among those, the one whose epsilon is closest to SHOWN_EPSILON; without a DP run of the
@@ -110,10 +136,13 @@ def dp_companion(store: ProfileStore, baseline: str) -> str | None:
     if not dp or base["dp"]:
         return None
 
+    at = notebooks_at or _published_with_notebooks(store)
+
     def preference(record: dict) -> tuple:
         p, eps = record["params"], _epsilon(record)
         distance = abs(math.log(eps / SHOWN_EPSILON)) if 0 < eps < math.inf else math.inf
         return (
+            not at(record["run_id"]),
             (p["model"], p["l1"]) != (base["model"], base["l1"]),
             *_baseline_preference(record)[1:4],
             distance,

@@ -1,30 +1,44 @@
 """Publishing a profile's results with the repository, small: published/<profile>/.
 
 Every complete run's record and parameters, the summary, and the executed notebooks of the
-profile stages and of the runs the book shows; no weights. A book is then built from them
+profile stages and of the runs the book shows; no weights. Publishing again keeps the runs
+published before that the results store has not recomputed (a long grid is published as it
+goes, session by session, and `run --skip-published` does not redo them). A book is then built from them
 without training (``book.build_book(..., published=True)``), and ``spotcheck`` recomputes one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pandas as pd
 
+from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
 from ..pipeline.store import ProfileStore
-from .book import BookError, dp_companion, representative_run
+from .book import (
+    RESULTS_STAGE,
+    BookError,
+    NotebooksAt,
+    dp_companion,
+    has_run_notebooks,
+    representative_run,
+)
 
 
-def shown_runs(store: ProfileStore) -> list[str]:
+def shown_runs(store: ProfileStore, notebooks_at: NotebooksAt | None = None) -> list[str]:
     """The runs whose notebooks the book shows (the representative run and its DP companion);
-    none when the store has no valid complete run."""
+    none when the store has no valid complete run. `notebooks_at` says where a run's
+    notebooks are at hand (default: in the store)."""
     try:
-        rid = representative_run(store)
+        rid = representative_run(store, notebooks_at)
     except BookError:
         return []
-    return [r for r in (rid, dp_companion(store, rid)) if r is not None]
+    return [r for r in (rid, dp_companion(store, rid, notebooks_at)) if r is not None]
 
 
 def published_versions(profile: str) -> dict[str, int]:
@@ -52,29 +66,111 @@ def publication_change(before: dict[str, int], after: dict[str, int]) -> str:
     return f"{_versions_text(after)}, replacing {_versions_text(before)}"
 
 
+def merged_summary(source: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The summary to publish: the source's rows, except that a configuration the source has
+    not completed keeps its previously published complete row (matched by label), if any.
+
+    So a grid computed across several sessions, each publishing what it finished, loses
+    nothing, and a partial recomputation does not drop the older runs it has not reached yet
+    (the book flags those of an older code version).
+    """
+    if previous is None or previous.empty or "label" not in previous:
+        return source.copy()
+    kept = previous[previous["status"] == "complete"].drop_duplicates("label").set_index("label")
+    rows = []
+    for _, row in source.iterrows():
+        if row["status"] != "complete" and row["label"] in kept.index:
+            row = kept.loc[row["label"]].copy()
+            row["label"] = row.name
+        rows.append(row)
+    merged = pd.DataFrame(rows).reset_index(drop=True)
+    return merged[list(source.columns) + [c for c in merged.columns if c not in source.columns]]
+
+
+def _complete_ids(summary: pd.DataFrame) -> set[str]:
+    return set(summary.loc[summary["status"] == "complete", "run_id"].astype(str))
+
+
 def publish_profile(profile: str, results_root: Path | None = None) -> Path:
     """Copy a profile's results, small, into published/: the summary, every complete run's
     record and parameters, the executed notebooks of the profile stages and of the runs the
-    book shows (`shown_runs`), and no weights."""
+    book shows (`shown_runs`), and no weights.
+
+    Runs published before and not recomputed since stay (`merged_summary`); the curve-fitting
+    notebook is then executed again on the merged summary, so the results page shows them.
+    """
     source = ProfileStore.for_profile(profile, results_root)
     if not source.summary_path.exists():
         raise BookError(f"{source.summary_path} does not exist: run the profile first")
     target = ProfileStore.for_published(profile)
-    if target.root.exists():
-        shutil.rmtree(target.root)
-    target.runs_dir.mkdir(parents=True)
-    shutil.copy2(source.summary_path, target.summary_path)
-    summary = pd.read_csv(source.summary_path)
-    for rid in summary.loc[summary["status"] == "complete", "run_id"].astype(str):
-        (target.runs_dir / rid).mkdir()
-        for name in ("record.json", "params.json"):
-            shutil.copy2(source.run_dir(rid) / name, target.run_dir(rid) / name)
-    for rid in shown_runs(source):
-        for stage, _ in RUN_STAGES:
-            shutil.copy2(source.run_dir(rid) / f"{stage}.ipynb", target.run_dir(rid))
-    for stage in PROFILE_STAGES:
-        notebook = source.stages_dir / f"{stage}.ipynb"
-        if notebook.exists():
-            target.stages_dir.mkdir(exist_ok=True)
-            shutil.copy2(notebook, target.stages_dir)
+    before = pd.read_csv(target.summary_path) if target.summary_path.exists() else None
+    computed = pd.read_csv(source.summary_path)
+    summary = merged_summary(computed, before)
+    kept = _complete_ids(summary) - _complete_ids(computed)  # rows of the earlier publication
+
+    staging = ProfileStore(
+        target.root.parent / f".staging-{profile}-{uuid.uuid4().hex[:6]}", published=True
+    )
+    staging.runs_dir.mkdir(parents=True)
+    try:
+        summary.to_csv(staging.summary_path, index=False)
+        for rid in sorted(_complete_ids(summary)):
+            origin = target if rid in kept else source
+            (staging.runs_dir / rid).mkdir()
+            for name in ("record.json", "params.json"):
+                shutil.copy2(origin.run_dir(rid) / name, staging.run_dir(rid) / name)
+
+        def notebooks_at(rid: str) -> bool:
+            return has_run_notebooks(target if rid in kept else source, rid)
+
+        for rid in shown_runs(staging, notebooks_at):
+            origin = target if rid in kept else source
+            for stage, _ in RUN_STAGES:
+                shutil.copy2(origin.run_dir(rid) / f"{stage}.ipynb", staging.run_dir(rid))
+        for stage in PROFILE_STAGES:
+            for origin in (source, target):
+                notebook = origin.stages_dir / f"{stage}.ipynb"
+                if notebook.exists():
+                    staging.stages_dir.mkdir(exist_ok=True)
+                    shutil.copy2(notebook, staging.stages_dir)
+                    break
+        _replace(target.root, staging.root)
+    finally:
+        shutil.rmtree(staging.root, ignore_errors=True)
+    if kept:  # in place: the notebook names the folder it read
+        _refit_curves(profile, target)
     return target.root
+
+
+def _refit_curves(profile: str, store: ProfileStore) -> None:
+    """Execute the curve-fitting notebook again on a merged published summary."""
+    from ..pipeline.execute import run_profile_stage
+    from ..pipeline.profiles import load_profile
+
+    messages: list[str] = []
+    ok = run_profile_stage(
+        RESULTS_STAGE,
+        load_profile(paths.parameters_dir() / f"{profile}.yml"),
+        store,
+        None,
+        messages.append,
+        hashlib.sha256(store.summary_path.read_bytes()).hexdigest(),
+    )
+    if not ok:
+        raise BookError(
+            f"{RESULTS_STAGE} failed on the merged summary, so {store.stages_dir} shows the "
+            f"results store's curves: {' '.join(messages)}"
+        )
+    for leftover in (f"{RESULTS_STAGE}.key", f"{RESULTS_STAGE}.stderr.log"):
+        (store.stages_dir / leftover).unlink(missing_ok=True)
+
+
+def _replace(final: Path, staging: Path) -> None:
+    """Put the staged folder in place of the published one (a reader never sees half)."""
+    if final.exists():
+        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:6]}"
+        os.rename(final, trash)
+        os.rename(staging, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(staging, final)
