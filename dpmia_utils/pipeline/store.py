@@ -230,10 +230,9 @@ class ProfileStore:
         if final.exists() and not replace and self.is_complete(run_id):
             _remove(partial, self.runs_dir / f"{TRASH_PREFIX}{run_id}-{uuid.uuid4().hex[:6]}")
         elif final.exists():
-            trash = self.runs_dir / f"{TRASH_PREFIX}{run_id}-{uuid.uuid4().hex[:6]}"
-            os.rename(final, trash)
-            os.rename(partial, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            swap_in(
+                partial, final, self.runs_dir / f"{TRASH_PREFIX}{run_id}-{uuid.uuid4().hex[:6]}"
+            )
         else:
             try:
                 os.rename(partial, final)
@@ -292,6 +291,14 @@ class ProfileStore:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
         return removed
+
+
+def swap_in(new: Path, final: Path, trash: Path) -> None:
+    """Put the folder `new` in place of the existing `final` by two renames, so a reader
+    sees the old folder or the new one, never half of either; the old one is deleted."""
+    os.rename(final, trash)
+    os.rename(new, final)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def partial_name(label: str) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
-from ..pipeline.store import ProfileStore
+from ..pipeline.store import ProfileStore, swap_in
 from .book import (
     RESULTS_STAGE,
     BookError,
@@ -168,9 +168,6 @@ def _refit_curves(profile: str, store: ProfileStore) -> None:
 def _replace(final: Path, staging: Path) -> None:
     """Put the staged folder in place of the published one (a reader never sees half)."""
     if final.exists():
-        trash = final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:6]}"
-        os.rename(final, trash)
-        os.rename(staging, final)
-        shutil.rmtree(trash, ignore_errors=True)
+        swap_in(staging, final, final.parent / f".trash-{final.name}-{uuid.uuid4().hex[:6]}")
     else:
         os.rename(staging, final)
