@@ -30,7 +30,7 @@ from .estimate import (
     wall_seconds,
 )
 from .execute import STDERR_LOG, RunTask, run_profile_stage
-from .plan import PlannedRun, check_profile_data, plan_runs
+from .plan import DONE_STATUSES, PlannedRun, check_profile_data, plan_runs
 from .profiles import Profile, load_profile
 from .store import ProfileStore
 from .summary import write_summary
@@ -95,9 +95,8 @@ def run_grid(
     planned = plan_runs(profile, store, checksum, version, force=force, published=published)
     report = GridReport(profile=profile.name, planned=planned)
     chosen = {id(spec) for spec in profile.matching(where, groups)}
-    done = ("complete", "published")
-    todo = [p for p in planned if p.status not in done and id(p.spec) in chosen]
-    report.skipped = [p.run_id for p in planned if p.status in done]
+    todo = [p for p in planned if p.status not in DONE_STATUSES and id(p.spec) in chosen]
+    report.skipped = [p.run_id for p in planned if p.status in DONE_STATUSES]
 
     costs = cost_tables(store, version)
     if dry_run:
@@ -224,7 +223,6 @@ def _print_plan(
     (estimate.shared_prefix_epochs).
     """
     total, charged, cores = 0.0, {}, os.cpu_count() or 1
-    done = ("complete", "published")
     published = sum(p.status == "published" for p in planned)
     out(
         f"profile {profile.name}: {len(planned)} runs, {len(todo)} to execute"
@@ -240,7 +238,7 @@ def _print_plan(
         if p.run_id in todo:
             total += seconds
             charged[p.run_id] = seconds
-        state = p.status if p.run_id in todo or p.status in done else "not asked"
+        state = p.status if p.run_id in todo or p.status in DONE_STATUSES else "not asked"
         note = f" ({p.reason})" if p.reason else ""
         out(f"  {p.run_id}  {state:9s} ~{seconds / 60:6.1f} min  {p.spec.label}{note}")
     # In the runner's order, each run charged its shared time.

@@ -59,6 +59,10 @@ class PlannedRun:
     reason: str = ""
 
 
+#: The statuses of runs the grid does not execute again (unless --force).
+DONE_STATUSES = ("complete", "published")
+
+
 def plan_runs(
     profile: Profile,
     store: ProfileStore,
@@ -113,9 +117,11 @@ def load_complete_record(
 
 
 def _is_published(published: ProfileStore | None, rid: str, params: dict[str, Any]) -> bool:
+    """Whether `published` holds the run complete (by the same rules as a results store)."""
     if published is None or not published.run_dir(rid).exists():
         return False
     try:
-        return published.load_record(rid)["params"] == params
+        load_complete_record(published, rid, params)
     except RecordError:
         return False
+    return True

@@ -3,8 +3,9 @@
 Every complete run's record and parameters, the summary, and the executed notebooks of the
 profile stages and of the runs the book shows; no weights. Publishing again keeps the runs
 published before that the results store has not recomputed (a long grid is published as it
-goes, session by session, and `run --skip-published` does not redo them). A book is then built from them
-without training (``book.build_book(..., published=True)``), and ``spotcheck`` recomputes one.
+goes, session by session, and `run --skip-published` does not redo them). A book is then
+built from them without training (``book.build_book(..., published=True)``), and
+``spotcheck`` recomputes one.
 """
 
 from __future__ import annotations
@@ -114,19 +115,17 @@ def publish_profile(profile: str, results_root: Path | None = None) -> Path:
     staging.runs_dir.mkdir(parents=True)
     try:
         summary.to_csv(staging.summary_path, index=False)
+
+        def origin(rid: str) -> ProfileStore:  # where the run's files are now
+            return target if rid in kept else source
+
         for rid in sorted(_complete_ids(summary)):
-            origin = target if rid in kept else source
             (staging.runs_dir / rid).mkdir()
             for name in ("record.json", "params.json"):
-                shutil.copy2(origin.run_dir(rid) / name, staging.run_dir(rid) / name)
-
-        def notebooks_at(rid: str) -> bool:
-            return has_run_notebooks(target if rid in kept else source, rid)
-
-        for rid in shown_runs(staging, notebooks_at):
-            origin = target if rid in kept else source
+                shutil.copy2(origin(rid).run_dir(rid) / name, staging.run_dir(rid) / name)
+        for rid in shown_runs(staging, lambda r: has_run_notebooks(origin(r), r)):
             for stage, _ in RUN_STAGES:
-                shutil.copy2(origin.run_dir(rid) / f"{stage}.ipynb", staging.run_dir(rid))
+                shutil.copy2(origin(rid).run_dir(rid) / f"{stage}.ipynb", staging.run_dir(rid))
         for stage in PROFILE_STAGES:
             for origin in (source, target):
                 notebook = origin.stages_dir / f"{stage}.ipynb"
