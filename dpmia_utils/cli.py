@@ -1,4 +1,4 @@
-"""Command line: `python -m dpmia_utils run|params|book|publish|spotcheck|bench ...`."""
+"""Command line: `python -m dpmia_utils run|params|book|publish|spotcheck|compare|cost|bench ...`."""
 
 from __future__ import annotations
 
@@ -75,6 +75,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     comparison = compare_with_published(**_options(args))
     print(comparison.summary(), file=sys.stdout if comparison.ok else sys.stderr)
     return 0 if comparison.ok else 1
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from .pipeline.cost import cost_markdown, profile_cost
+    from .publish.book import checked_summary, profile_store
+
+    store = profile_store(args.profile, args.results_root, args.published)
+    print(f"profile {args.profile} ({store.root}):\n")
+    print(cost_markdown(profile_cost(checked_summary(store))))
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -241,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_published_check_options(compare)
     compare.add_argument("--results", **RESULTS_OPTION)
     compare.set_defaults(func=_cmd_compare)
+
+    cost = sub.add_parser(
+        "cost",
+        help="what a profile's complete runs took: run time, wall time and sittings, measured",
+    )
+    cost.add_argument("profile", help="a profile name, e.g. paper")
+    cost.add_argument("--results", **RESULTS_OPTION)
+    cost.add_argument(
+        "--published", action="store_true", help="read the results published in published/"
+    )
+    cost.set_defaults(func=_cmd_cost)
 
     # The benchmark's only entry point (devtools/bench.py; its memory probes run
     # `bench --probe MODEL TRAINER` in a fresh process).

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
+from ..pipeline.cost import cost_tables_markdown, profile_cost
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
 from . import chapters
@@ -186,6 +187,17 @@ def _gap_markdown(gap: pd.DataFrame) -> str:
         return table
     # A grid computed across sessions can miss most of its runs: fold the list.
     return f":::{{dropdown}} The {len(gap)} runs, one per row\n{table}:::\n"
+
+
+def _cost_markdown(summary: pd.DataFrame) -> str:
+    """What the shown runs took to compute, measured (pipeline.cost), folded."""
+    cost = profile_cost(summary)
+    if not cost.sittings:
+        return ""
+    return (
+        f"\n**What these runs cost.** {cost.headline()}\n\n"
+        f":::{{dropdown}} By sitting and by kind of run\n{cost_tables_markdown(cost)}:::\n"
+    )
 
 
 def describe_run(record: dict) -> str:
@@ -364,6 +376,7 @@ def assemble(
             if len(gap)
             else ""
         )
+        + _cost_markdown(summary)
     )
     write_table1_page(target / "table1.md")
     write_epsilon_page(target / "epsilon_table.md")

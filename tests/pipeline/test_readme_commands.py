@@ -324,6 +324,17 @@ def check_publish(ctx: Context, command: str) -> None:
     }
 
 
+def check_cost(ctx: Context, command: str) -> None:
+    """`cost smoke` on the smoke grid's results (the README's reads the published paper
+    profile): every complete run is counted, with its run and wall time."""
+    _, smoke = ctx.fixture("smoke_grid")
+    tokens = [t for t in replaced(argv(command), "paper", "smoke") if t != "--published"]
+    done = ctx.run(tokens, DPMIA_RESULTS_DIR=str(smoke.parent))
+    complete = (pd.read_csv(smoke / "summary.csv")["status"] == "complete").sum()
+    assert f"{complete} runs took " in done.stdout, done.stdout
+    assert "h of wall time (runs side by side counted once), in 1 sitting(s)" in done.stdout
+
+
 def check_help_only(ctx: Context, command: str) -> None:
     """A long-running service: only `<bin>/dask <subcommand> --help`, which must exist and
     know every option the README passes."""
@@ -349,6 +360,7 @@ COMMANDS: dict[str, Check] = {
     ".venv/bin/python -m dpmia_utils run parameters/table1.yml --group lasso": check_group,
     ".venv/bin/python -m dpmia_utils book --profile paper": check_book,
     ".venv/bin/python -m dpmia_utils publish table1": check_publish,
+    ".venv/bin/python -m dpmia_utils cost paper --published": check_cost,
     ".venv/bin/python -m dpmia_utils run parameters/full.yml --scheduler tcp://host:8786": (
         check_scheduler
     ),
