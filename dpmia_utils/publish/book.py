@@ -189,14 +189,12 @@ def _gap_markdown(gap: pd.DataFrame) -> str:
     return f":::{{dropdown}} The {len(gap)} runs, one per row\n{table}:::\n"
 
 
-def _cost_markdown(summary: pd.DataFrame) -> str:
-    """What the shown runs took to compute, measured (pipeline.cost), folded."""
+def _cost_markdown(profile: str, summary: pd.DataFrame) -> str:
+    """What the book's runs took to compute, measured (pipeline.cost), for the reproducing page."""
     cost = profile_cost(summary)
-    if not cost.sittings:
-        return ""
+    headline = cost.headline()
     return (
-        f"\n**What these runs cost.** {cost.headline()}\n\n"
-        f":::{{dropdown}} By sitting and by kind of run\n{cost_tables_markdown(cost)}:::\n"
+        f"Profile `{profile}`: {headline[0].lower()}{headline[1:]}\n\n{cost_tables_markdown(cost)}"
     )
 
 
@@ -376,8 +374,8 @@ def assemble(
             if len(gap)
             else ""
         )
-        + _cost_markdown(summary)
     )
+    (target / "cost.md").write_text(_cost_markdown(profile, summary))
     write_table1_page(target / "table1.md")
     write_epsilon_page(target / "epsilon_table.md")
     return rid

@@ -94,7 +94,9 @@ def test_cost_command_reads_the_store_and_the_book_note_shows_it(tmp_path, monke
     assert main(["cost", "tiny", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "4 runs took 2.67 h of run time and 2.00 h of wall time" in out
-    note = book._cost_markdown(SUMMARY)
-    assert note.startswith("\n**What these runs cost.** 4 runs took 2.67 h")
-    assert ":::{dropdown} By sitting and by kind of run" in note
-    assert book._cost_markdown(SUMMARY.iloc[[4]]) == ""
+    page = book._cost_markdown("tiny", SUMMARY)
+    assert page.startswith("Profile `tiny`: 4 runs took 2.67 h of run time")
+    assert "| sitting | runs | run time (h) | wall time (h) |" in page
+    assert book._cost_markdown("tiny", SUMMARY.iloc[[4]]) == (
+        "Profile `tiny`: no complete run has a recorded wall time.\n\n"
+    )
