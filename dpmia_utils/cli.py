@@ -36,10 +36,20 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from .publish.publication import publication_change, publish_profile, published_versions
+    from .publish.publication import (
+        publication_change,
+        publish_profile,
+        published_versions,
+        refit_published,
+    )
 
+    if args.refit:
+        print(f"executed the results notebook again in {refit_published(args.profile)}")
+        return 0
+    options = _options(args)
+    del options["refit"]
     before = published_versions(args.profile)
-    folder = publish_profile(**_options(args))
+    folder = publish_profile(**options)
     change = publication_change(before, published_versions(args.profile))
     print(f"published {args.profile} into {folder}: {change}")
     return 0
@@ -234,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("profile", help="a profile name, e.g. table1")
     publish.add_argument("--results", **RESULTS_OPTION)
+    publish.add_argument(
+        "--refit",
+        action="store_true",
+        help="only execute the published results notebook again, on the published summary "
+        "(after a change to that notebook or to publish/; no results store needed)",
+    )
     publish.set_defaults(func=_cmd_publish)
 
     spot = sub.add_parser(

@@ -141,6 +141,17 @@ def publish_profile(profile: str, results_root: Path | None = None) -> Path:
     return target.root
 
 
+def refit_published(profile: str) -> Path:
+    """Execute the published profile's results notebook again on its published summary, in
+    place: for a change to the notebook or to what it draws with (publish/), which reruns no
+    run. Needs no results store."""
+    target = ProfileStore.for_published(profile)
+    if not target.summary_path.exists():
+        raise BookError(f"{target.summary_path} does not exist: publish the profile first")
+    _refit_curves(profile, target)
+    return target.root
+
+
 def _refit_curves(profile: str, store: ProfileStore) -> None:
     """Execute the curve-fitting notebook again on a merged published summary."""
     from ..pipeline.execute import run_profile_stage

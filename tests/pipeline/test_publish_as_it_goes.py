@@ -120,3 +120,33 @@ def test_the_book_shows_runs_whose_notebooks_were_published(smoke_grid, publishe
     shown = shown_runs(store)
     assert shown and first not in shown
     assert all(has_run_notebooks(store, rid) for rid in shown)
+
+
+def test_refit_executes_the_published_results_notebook_again_without_a_results_store(
+    smoke_grid, published_root, capsys
+):
+    _, results = smoke_grid
+    publish_profile("smoke", results.parent)
+    published = ProfileStore.for_published("smoke")
+    notebook = published.stages_dir / "04_curve_fitting.ipynb"
+    stale = nbformat.read(notebook, as_version=4)
+    stale.cells = [c for c in stale.cells if c.get("id") != "sceptic-checks"]
+    nbformat.write(stale, notebook)  # as if published before that section existed
+
+    assert main(["publish", "smoke", "--refit"]) == 0
+    assert f"executed the results notebook again in {published.root}" in capsys.readouterr().out
+    curves = nbformat.read(notebook, as_version=4)
+    assert curves.metadata["papermill"]["parameters"]["results_root"] == str(published.root)
+    (checks,) = [c for c in curves.cells if c.get("id") == "sceptic-checks"]
+    shown = "".join(str(o.get("data", {}).get("text/html", "")) for o in checks.outputs)
+    # Every published run's record is read, though most have no notebooks beside them.
+    summary = pd.read_csv(published.summary_path)
+    repeats = 3 * 2 * int((summary["status"] == "complete").sum())  # attacks x smoke repeats
+    assert f"of {repeats} attack repeats score exactly 0.5" in shown
+    assert "could not be read" not in shown
+    assert not list(published.stages_dir.glob("*.key"))
+
+
+def test_refit_of_a_profile_never_published_says_so(published_root, capsys):
+    assert main(["publish", "never-published", "--refit"]) == 1
+    assert "publish the profile first" in capsys.readouterr().err
