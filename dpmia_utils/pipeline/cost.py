@@ -146,3 +146,12 @@ def cost_tables_markdown(cost: ProfileCost) -> str:
             + f" | {values['runs']} | {values['hours']:.2f} | {values['median_minutes']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def cost_page_markdown(profile: str, summary: pd.DataFrame) -> str:
+    """The book's cost section: the profile named, the headline, then the tables."""
+    cost = profile_cost(summary)
+    headline = cost.headline()
+    return (
+        f"Profile `{profile}`: {headline[0].lower()}{headline[1:]}\n\n{cost_tables_markdown(cost)}"
+    )

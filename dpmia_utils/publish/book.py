@@ -24,12 +24,11 @@ import pandas as pd
 
 from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
-from ..pipeline.cost import cost_tables_markdown, profile_cost
+from ..pipeline.cost import cost_page_markdown
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
 from . import chapters
-from .figure2 import FOLDED_GAP_ROWS
-from .pages import provenance_note, write_epsilon_page, write_table1_page
+from .pages import gap_markdown, provenance_note, write_epsilon_page, write_table1_page
 from .quotes import MODEL_NAMES
 
 GENERATED = "book/_generated"
@@ -175,27 +174,6 @@ def missing_runs(store: ProfileStore) -> pd.DataFrame:
     """Rows of the summary whose run is not complete (failed, never run, or no longer valid)."""
     summary = checked_summary(store)
     return summary[summary["status"] != "complete"]
-
-
-def _gap_markdown(gap: pd.DataFrame) -> str:
-    """A markdown table of the runs missing from the book's results."""
-    lines = ["| run | configuration | status |", "| --- | --- | --- |"]
-    for _, row in gap.iterrows():
-        lines.append(f"| `{row['run_id']}` | {row.get('label', '')} | {row['status']} |")
-    table = "\n".join(lines) + "\n"
-    if len(gap) <= FOLDED_GAP_ROWS:
-        return table
-    # A grid computed across sessions can miss most of its runs: fold the list.
-    return f":::{{dropdown}} The {len(gap)} runs, one per row\n{table}:::\n"
-
-
-def _cost_markdown(profile: str, summary: pd.DataFrame) -> str:
-    """What the book's runs took to compute, measured (pipeline.cost), for the reproducing page."""
-    cost = profile_cost(summary)
-    headline = cost.headline()
-    return (
-        f"Profile `{profile}`: {headline[0].lower()}{headline[1:]}\n\n{cost_tables_markdown(cost)}"
-    )
 
 
 def describe_run(record: dict) -> str:
@@ -370,12 +348,12 @@ def assemble(
         + "```\n"
         + (
             "\n**Runs missing from these results** (the figures and tables omit them):\n\n"
-            + _gap_markdown(gap)
+            + gap_markdown(gap)
             if len(gap)
             else ""
         )
     )
-    (target / "cost.md").write_text(_cost_markdown(profile, summary))
+    (target / "cost.md").write_text(cost_page_markdown(profile, summary))
     write_table1_page(target / "table1.md")
     write_epsilon_page(target / "epsilon_table.md")
     return rid

@@ -20,6 +20,7 @@ from ..pipeline.codeversion import code_version
 from ..pipeline.profiles import load_profile
 from ..pipeline.store import ProfileStore
 from ..pipeline.summary import read_summary
+from .figure2 import FOLDED_GAP_ROWS
 from .tables import reproduction_label, table1_frame
 
 
@@ -200,6 +201,18 @@ def _run_list(runs: pd.DataFrame) -> str:
         return ", ".join(runs.get("label", runs["run_id"]).astype(str))
     counts = runs["group"].astype(str).value_counts(sort=False)
     return "runs of " + ", ".join(f"group `{group}` ({n})" for group, n in counts.items())
+
+
+def gap_markdown(gap: pd.DataFrame) -> str:
+    """A markdown table of the runs missing from the book's results."""
+    lines = ["| run | configuration | status |", "| --- | --- | --- |"]
+    for _, row in gap.iterrows():
+        lines.append(f"| `{row['run_id']}` | {row.get('label', '')} | {row['status']} |")
+    table = "\n".join(lines) + "\n"
+    if len(gap) <= FOLDED_GAP_ROWS:
+        return table
+    # A grid computed across sessions can miss most of its runs: fold the list.
+    return f":::{{dropdown}} The {len(gap)} runs, one per row\n{table}:::\n"
 
 
 def write_table1_page(path: Path) -> None:

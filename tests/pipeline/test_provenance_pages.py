@@ -19,7 +19,7 @@ from dpmia_utils import paths
 from dpmia_utils.jsonio import atomic_write_json
 from dpmia_utils.pipeline.codeversion import PROFILE_STAGES, RUN_STAGES, code_version
 from dpmia_utils.pipeline.store import RECORD_SCHEMA_VERSION, ProfileStore
-from dpmia_utils.publish import book, chapters, pages
+from dpmia_utils.publish import book, chapters, figure2, pages
 
 PROFILE = "tiny"
 FINISHED = "2026-11-29T21:00:00+00:00"
@@ -249,8 +249,8 @@ def test_a_grid_of_older_or_missing_runs_is_counted_not_listed():
     assert "cnn l1=0 dp noise=0, cnn l1=0 dp noise=1, cnn l1=0 dp noise=2." in few
 
     gap = summary.assign(status="missing")
-    folded = book._gap_markdown(gap)
+    folded = pages.gap_markdown(gap)
     assert folded.startswith(":::{dropdown} The 20 runs, one per row\n| run |")
     assert folded.endswith(":::\n") and folded.count("| `r") == n
-    short = book._gap_markdown(gap.iloc[: book.FOLDED_GAP_ROWS])
+    short = pages.gap_markdown(gap.iloc[: figure2.FOLDED_GAP_ROWS])
     assert short.startswith("| run |") and ":::" not in short
