@@ -164,7 +164,9 @@ def majority_check(complete: pd.DataFrame, folds: int) -> tuple[str, str]:
 def sparsity_check(complete: pd.DataFrame) -> tuple[str, str]:
     """Penalised (lambda > 0) models and how many of their weights are exactly non-zero."""
     column = "target_nonzero_fraction_mean"
-    penalised = complete[(complete["l1"] > 0) & complete.get(column, pd.Series()).notna()]
+    if column not in complete:
+        return "no model reports its non-zero weights here", "not checked"
+    penalised = complete[(complete["l1"] > 0) & complete[column].notna()]
     if penalised.empty:
         return "no model with lambda > 0 reports its non-zero weights here", "not checked"
     dense = penalised[penalised[column] >= NOT_SPARSE]

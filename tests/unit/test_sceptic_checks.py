@@ -138,6 +138,10 @@ def test_a_penalised_model_without_zero_weights_is_named():
     assert "(from 0.40000 to 0.99950)" in found
     assert verdict.startswith("explained")
     assert checks.sparsity_check(frame.iloc[[1, 2]])[1] == "fine"
+    # Summaries without the column (older records) are not checked, and say so.
+    assert checks.sparsity_check(frame.drop(columns=["target_nonzero_fraction_mean"]))[1] == (
+        "not checked"
+    )
 
 
 def test_the_table_has_one_row_per_check(tmp_path):
