@@ -4,7 +4,7 @@ estimated: the run time by kind of run, and the wall time the runs took, overlap
 A long grid is computed over several sittings (working sessions), with runners side by side:
 its run time (the sum over runs) then exceeds the wall time during which some run was
 executing (the union of the runs' intervals), and both differ from the calendar span. The
-`cost` command and the book's profile note report all three.
+`cost` command and the book's Reproducing page report all three.
 """
 
 from __future__ import annotations
@@ -146,12 +146,3 @@ def cost_tables_markdown(cost: ProfileCost) -> str:
             + f" | {values['runs']} | {values['hours']:.2f} | {values['median_minutes']:.1f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def cost_page_markdown(profile: str, summary: pd.DataFrame) -> str:
-    """The book's cost section: the profile named, the headline, then the tables."""
-    cost = profile_cost(summary)
-    headline = cost.headline()
-    return (
-        f"Profile `{profile}`: {headline[0].lower()}{headline[1:]}\n\n{cost_tables_markdown(cost)}"
-    )

@@ -195,17 +195,23 @@ class ProfileStore:
             if entry.is_dir() and not entry.name.startswith("."):
                 yield entry.name
 
-    def load_record(self, run_id: str) -> dict[str, Any]:
-        """The validated record of a complete run, or RecordError saying why it is not usable."""
-        folder = self.run_dir(run_id)
-        where = str(folder / "record.json")
+    def read_record(self, run_id: str) -> dict[str, Any]:
+        """A run's validated record alone, its notebooks not checked (for reading its numbers
+        where the notebooks may not be kept), or RecordError saying why it is not usable."""
+        where = str(self.run_dir(run_id) / "record.json")
         try:
-            payload = read_json(folder / "record.json")
+            payload = read_json(where)
         except JSONFileError as exc:  # missing or truncated: not a run to trust
             raise RecordError(str(exc)) from None
         record = validate_record(payload, where)
         if record["run_id"] != run_id:
             raise RecordError(f"{where}: belongs to run '{record['run_id']}', not '{run_id}'")
+        return record
+
+    def load_record(self, run_id: str) -> dict[str, Any]:
+        """The validated record of a complete run, or RecordError saying why it is not usable."""
+        record = self.read_record(run_id)
+        folder = self.run_dir(run_id)
         for notebook in record["notebooks"]:
             if self.published and not (folder / notebook).exists():
                 continue

@@ -24,11 +24,16 @@ import pandas as pd
 
 from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
-from ..pipeline.cost import cost_page_markdown
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
 from . import chapters
-from .pages import gap_markdown, provenance_note, write_epsilon_page, write_table1_page
+from .pages import (
+    cost_page_markdown,
+    gap_markdown,
+    provenance_note,
+    write_epsilon_page,
+    write_table1_page,
+)
 from .quotes import MODEL_NAMES
 
 GENERATED = "book/_generated"

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from ..jsonio import JSONFileError, read_json
-from ..pipeline.store import ProfileStore, validate_record
+from ..pipeline.store import ProfileStore, RecordError
 
 ATTACKS = ("shadow", "loss", "lira")
 #: A DP model whose mean target accuracy is within this many standard errors (over the folds)
@@ -58,18 +57,20 @@ def exact_half_check(store: ProfileStore, run_ids: list[str]) -> tuple[str, str]
     for rid in run_ids:
         try:
             # The record alone: a published run keeps its record without its notebooks.
-            path = store.run_dir(rid) / "record.json"
-            record = validate_record(read_json(path), str(path))
-        except JSONFileError:  # RecordError included
+            record = store.read_record(rid)
+        except RecordError:
             unreadable += 1
             continue
         for attack in ATTACKS:
             for repeat in _repeats(record, attack):
                 total += 1
                 counts = _confusion(repeat)
-                if counts is not None and min(counts[0] + counts[3], counts[1] + counts[2]):
+                if counts is not None:
                     tp, fp, tn, fn = counts
-                    expected += tie_probability(tp + fn, fp + tn, tp / (tp + fn), fp / (fp + tn))
+                    if tp + fn and fp + tn:
+                        expected += tie_probability(
+                            tp + fn, fp + tn, tp / (tp + fn), fp / (fp + tn)
+                        )
                 value = (repeat.get("accuracy") or {}).get("value")
                 if value is None or value != 0.5:
                     continue
@@ -102,11 +103,6 @@ def exact_half_check(store: ProfileStore, run_ids: list[str]) -> tuple[str, str]
     return found, verdict
 
 
-def _is_dp(frame: pd.DataFrame) -> pd.Series:
-    """The rows trained with DP (a summary read back from CSV may hold "True"/"False")."""
-    return frame["dp"].map(lambda v: v is True or str(v).strip().lower() == "true").astype(bool)
-
-
 def _standard_error(std: float, n: int) -> float:
     return std / math.sqrt(n) if n > 0 and not math.isnan(std) else math.nan
 
@@ -115,11 +111,11 @@ def dp_above_baseline_check(complete: pd.DataFrame, folds: int) -> tuple[str, st
     """DP points whose target accuracy exceeds the same model's without DP."""
     above, beyond, compared, largest = 0, 0, 0, -math.inf
     for (_, _), rows in complete.groupby(["model", "l1"]):
-        baseline = rows[~_is_dp(rows)]
+        baseline = rows[~rows["dp"]]
         if baseline.empty:
             continue
         base = baseline.iloc[0]
-        for _, point in rows[_is_dp(rows)].iterrows():
+        for _, point in rows[rows["dp"]].iterrows():
             compared += 1
             excess = point["target_test_accuracy_mean"] - base["target_test_accuracy_mean"]
             if excess <= 0:
@@ -147,7 +143,7 @@ def dp_above_baseline_check(complete: pd.DataFrame, folds: int) -> tuple[str, st
 
 def majority_check(complete: pd.DataFrame, folds: int) -> tuple[str, str]:
     """DP models indistinguishable from predicting the majority class."""
-    dp = complete[_is_dp(complete)]
+    dp = complete[complete["dp"]]
     if dp.empty or "majority_class_rate" not in dp:
         return "no DP runs", "not checked"
     margin = dp["target_test_accuracy_mean"] - dp["majority_class_rate"]
@@ -186,7 +182,9 @@ def sparsity_check(complete: pd.DataFrame) -> tuple[str, str]:
 
 
 def sceptic_checks(store: ProfileStore, summary: pd.DataFrame, folds: int) -> pd.DataFrame:
-    """One row per check: the check, the bug it would reveal, what the profile shows, verdict."""
+    """One row per check: the check, the bug it would reveal, what the profile shows, verdict.
+
+    ``summary`` as `pipeline.summary.read_summary` types it (a bool ``dp`` column)."""
     complete = summary[summary["status"] == "complete"]
     rows = [
         (

@@ -17,6 +17,7 @@ from ..accounting import epsilons_all
 from ..constants import PAPER_DELTA, PAPER_TRAINING_ROWS
 from ..jsonio import read_json
 from ..pipeline.codeversion import code_version
+from ..pipeline.cost import cost_markdown, profile_cost
 from ..pipeline.profiles import load_profile
 from ..pipeline.store import ProfileStore
 from ..pipeline.summary import read_summary
@@ -172,7 +173,17 @@ def provenance_note(
         note = "Code version of these runs: not recorded in their summary (older records).\n"
     else:
         note = _versions_note(complete, current)
-    return f"Profile `{profile}`: {note[0].lower()}{note[1:]}" if profile else note
+    return _of_profile(profile, note) if profile else note
+
+
+def _of_profile(profile: str, sentence: str) -> str:
+    """'Profile `p`: ...' before a sentence, its first letter lowered."""
+    return f"Profile `{profile}`: {sentence[0].lower()}{sentence[1:]}"
+
+
+def cost_page_markdown(profile: str, summary: pd.DataFrame) -> str:
+    """The Reproducing page's cost section: what the profile's runs took (pipeline.cost)."""
+    return _of_profile(profile, cost_markdown(profile_cost(summary)))
 
 
 def _versions_note(complete: pd.DataFrame, current: str) -> str:

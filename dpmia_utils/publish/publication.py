@@ -127,8 +127,8 @@ def publish_profile(profile: str, results_root: Path | None = None) -> Path:
             for stage, _ in RUN_STAGES:
                 shutil.copy2(origin(rid).run_dir(rid) / f"{stage}.ipynb", staging.run_dir(rid))
         for stage in PROFILE_STAGES:
-            for origin in (source, target):
-                notebook = origin.stages_dir / f"{stage}.ipynb"
+            for store in (source, target):
+                notebook = store.stages_dir / f"{stage}.ipynb"
                 if notebook.exists():
                     staging.stages_dir.mkdir(exist_ok=True)
                     shutil.copy2(notebook, staging.stages_dir)

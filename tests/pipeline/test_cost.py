@@ -8,14 +8,9 @@ import pandas as pd
 import pytest
 
 from dpmia_utils.cli import main
-from dpmia_utils.pipeline.cost import (
-    SITTING_GAP,
-    cost_markdown,
-    cost_page_markdown,
-    profile_cost,
-)
+from dpmia_utils.pipeline.cost import SITTING_GAP, cost_markdown, profile_cost
 from dpmia_utils.pipeline.store import ProfileStore
-from dpmia_utils.publish import book
+from dpmia_utils.publish import book, pages
 
 T0 = pd.Timestamp("2026-11-30T23:00:00Z")
 
@@ -99,9 +94,9 @@ def test_cost_command_reads_the_store_and_the_book_note_shows_it(tmp_path, monke
     assert main(["cost", "tiny", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "4 runs took 2.67 h of run time and 2.00 h of wall time" in out
-    page = cost_page_markdown("tiny", SUMMARY)
+    page = pages.cost_page_markdown("tiny", SUMMARY)
     assert page.startswith("Profile `tiny`: 4 runs took 2.67 h of run time")
     assert "| sitting | runs | run time (h) | wall time (h) |" in page
-    assert cost_page_markdown("tiny", SUMMARY.iloc[[4]]) == (
+    assert pages.cost_page_markdown("tiny", SUMMARY.iloc[[4]]) == (
         "Profile `tiny`: no complete run has a recorded wall time.\n\n"
     )

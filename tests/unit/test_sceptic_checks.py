@@ -155,3 +155,13 @@ def test_the_table_has_one_row_per_check(tmp_path):
         "a DP model at the majority-class rate",
         "a sparse model without zero weights",
     ]
+
+
+def test_a_repeat_with_an_empty_side_is_counted_with_its_own_counts(tmp_path):
+    # No members were evaluated: no tie probability, and the counts used to classify the
+    # repeat are its own, not the previous repeat's.
+    empty = {"accuracy": {"value": 0.5}, "empirical_epsilon": {"tp": 0, "fp": 0, "tn": 2, "fn": 0}}
+    store = _store(tmp_path, {"a": [_repeat(150, 150), empty]})
+    found, verdict = checks.exact_half_check(store, ["a"])
+    assert "1 predicted one side for everyone (a constant guess), 1 predicted both" in found
+    assert verdict.startswith("look: a constant guess")
