@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -295,7 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m dpmia_utils` and the `dpmia` script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader gone early shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as a Unix filter does, and send
+        # what is still buffered nowhere so the interpreter's exit does not report it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         code = next((c for kind, c in _user_errors().items() if isinstance(exc, kind)), None)
         if code is None:

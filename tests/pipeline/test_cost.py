@@ -4,6 +4,10 @@ with overlapping runs counted once, sittings split at long gaps; and where a rea
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -100,3 +104,26 @@ def test_cost_command_reads_the_store_and_the_book_note_shows_it(tmp_path, monke
     assert pages.cost_page_markdown("tiny", SUMMARY.iloc[[4]]) == (
         "Profile `tiny`: no complete run has a recorded wall time.\n\n"
     )
+
+
+def test_cost_piped_to_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """`python -m dpmia_utils cost paper | head -3`: head exits before the table is written,
+    which used to end in a BrokenPipeError traceback. A pipe whose reading end is already
+    closed makes every write fail, whatever the buffer sizes."""
+    store = ProfileStore.for_profile("tiny", tmp_path)
+    store.root.mkdir(parents=True)
+    SUMMARY.to_csv(store.summary_path, index=False)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dpmia_utils", "cost", "tiny", "--results", str(tmp_path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
