@@ -101,6 +101,8 @@ def run_grid(
     costs = cost_tables(store, version)
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
+        if not skip_published:
+            _print_published(profile, store, checksum, version, out)
         return report
 
     todo = _runner_order(todo, profile, costs)
@@ -251,3 +253,30 @@ def _print_plan(
         f"{wall / 3600:.2f} h of wall time with {n_workers} worker(s) on {cores} cores "
         "(estimate from measured per-epoch costs; a CNN run takes every core, a Lasso run one)"
     )
+
+
+def _print_published(
+    profile: Profile, store: ProfileStore, checksum: str, version: str, out: Callable[[str], None]
+) -> None:
+    """`run --dry-run` without --skip-published: what the repository's publication already
+    holds at this code version, so a fresh clone is told the grid is done, not 84 runs to go."""
+    published = ProfileStore.for_published(profile.name)
+    if not published.summary_path.exists():
+        return
+    planned = plan_runs(profile, store, checksum, version, published=published)
+    n_published = sum(p.status == "published" for p in planned)
+    left = sum(p.status not in DONE_STATUSES for p in planned)
+    if not n_published:
+        return
+    if not left:
+        out(
+            f"nothing is left to run with --skip-published: the {n_published} runs not in this "
+            "store are published with the repository at this code version (`make book` builds "
+            "from them; without --skip-published, `run` recomputes them and `compare` checks "
+            "them against the publication)"
+        )
+    else:
+        out(
+            f"{n_published} of the {len(planned)} runs are published with the repository at "
+            f"this code version; {left} left to run with --skip-published"
+        )

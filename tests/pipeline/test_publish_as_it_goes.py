@@ -97,13 +97,21 @@ def test_skip_published_leaves_out_the_published_runs_and_by_default_they_are_re
     assert f"{n} runs, 0 to execute ({n} published with the repository, not redone)" in out
     assert out.count(" published ") == n + 1  # every run's line, and the header
     assert main(fresh) == 0
-    assert f"{n} runs, {n} to execute" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{n} runs, {n} to execute" in out
+    # ...and says that the publication holds them all (a fresh clone's `run --dry-run`).
+    assert f"nothing is left to run with --skip-published: the {n} runs not in this store" in out
     # A published record that is no longer valid does not count.
     store = ProfileStore.for_published("smoke")
     broken = next(store.complete_run_ids())
     (store.run_dir(broken) / "record.json").write_text("{")
     assert main([*fresh, "--skip-published"]) == 0
     assert f"{n} runs, 1 to execute ({n - 1} published" in capsys.readouterr().out
+    assert main(fresh) == 0
+    assert (
+        f"{n - 1} of the {n} runs are published with the repository at this code version; 1 left"
+        in (capsys.readouterr().out)
+    )
 
 
 def test_the_book_shows_runs_whose_notebooks_were_published(smoke_grid, published_root):
