@@ -35,6 +35,7 @@ from .pages import (
     write_table1_page,
 )
 from .quotes import MODEL_NAMES
+from .search_cost import write_search_cost_page
 
 GENERATED = "book/_generated"
 #: The profile stage whose page shows the whole profile's results (the others show its data).
@@ -360,6 +361,7 @@ def assemble(
     )
     (target / "cost.md").write_text(cost_page_markdown(profile, summary))
     write_table1_page(target / "table1.md")
+    write_search_cost_page(target / "cnn_search.md")
     write_epsilon_page(target / "epsilon_table.md")
     return rid
 
