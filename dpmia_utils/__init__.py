@@ -21,8 +21,8 @@ Science (a run's numbers depend on these; editing them re-runs the grid)
 Machinery (editing these, or this map, never re-runs anything)
     pipeline/    profiles, plan, codeversion, execute, cluster, grid, store, summary, estimate,
                  cost
-    publish/     tables, quotes, pages, plots, figure2, chapters, checks, search_cost, book,
-                 browser_check, spotcheck, publication
+    publish/     tables, quotes, pages, plots, figure2, chapters, checks, selection_bias,
+                 search_cost, book, browser_check, spotcheck, publication
     devtools/    bench, run_overhead, lira_references
     cli          python -m dpmia_utils run | book | publish | bench
 """

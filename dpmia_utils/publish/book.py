@@ -36,6 +36,7 @@ from .pages import (
 )
 from .quotes import MODEL_NAMES
 from .search_cost import write_search_cost_page
+from .selection_bias import selection_bias_frame, selection_bias_markdown
 
 GENERATED = "book/_generated"
 #: The profile stage whose page shows the whole profile's results (the others show its data).
@@ -362,6 +363,8 @@ def assemble(
     (target / "cost.md").write_text(cost_page_markdown(profile, summary))
     write_table1_page(target / "table1.md")
     write_search_cost_page(target / "cnn_search.md")
+    bias = selection_bias_markdown(selection_bias_frame(store, summary))
+    (target / "selection_bias.md").write_text(bias, encoding="utf-8")
     write_epsilon_page(target / "epsilon_table.md")
     return rid
 

@@ -5,7 +5,8 @@ clip norm. The page sets each selected point beside the fixed one, fold by fold:
 same folds, so the difference is paired.
 
 The selected point's accuracy is the best of its candidates scored on the folds that chose it,
-so it is optimistic by the selection; the page says so next to the numbers.
+so it is optimistic by the selection; the page gives the selection's bias estimate beside it
+(publish.selection_bias) and says so next to the numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from .. import paths
 from ..pipeline.store import ProfileStore
 from ..pipeline.summary import read_summary
+from .selection_bias import fold_scores, tibshirani_bias
 
 SEARCH_PROFILE = "paper-cnn-search"
 FIXED_PROFILE = "paper"
@@ -35,6 +37,7 @@ COLUMNS = (
     "candidates",
     "search minutes",
     "searched target accuracy",
+    "selection bias",
     "searched shadow attack",
     "searched LiRA AUC",
     "fixed learning rate",
@@ -93,6 +96,9 @@ def search_cost_frame(
             "candidates": selection.get("n_candidates"),
             "search minutes": selection.get("seconds", float("nan")) / 60,
             "searched target accuracy": float(row["target_test_accuracy_mean"]),
+            "selection bias": tibshirani_bias(*fold_scores(selection))
+            if selection
+            else float("nan"),
             "searched shadow attack": float(row["shadow_accuracy_mean"]),
             "searched LiRA AUC": float(row["lira_auc_mean"]),
         }
@@ -145,6 +151,7 @@ def search_cost_markdown(frame: pd.DataFrame) -> str:
                 "target accuracy: fixed / selected": _pair(
                     r["fixed target accuracy"], r["searched target accuracy"], ".4f"
                 ),
+                "selection bias (Tibshirani)": f"{r['selection bias']:.4f}",
                 "paired difference ± se": "-"
                 if pd.isna(r["difference"])
                 else f"{r['difference']:+.4f} ± {r['difference se']:.4f}",

@@ -52,16 +52,28 @@ SEARCHED_FOLDS = list(np.add(FOLDS_FIXED, GAINS))
 SEARCHED = pd.DataFrame(
     [
         _row("s04", 0.4, 0.001, 1.4, float(np.mean(SEARCHED_FOLDS))),
-        _row("s12", 1.2, 0.01, 1.0, 0.74),
+        _row("s12", 1.2, 0.001, 1.4, 0.744),
         _row("s08", 0.8, 0.01, 1.0, 0.0, status="missing"),
     ]
 )
 
 
-def _candidates(scripts_accuracy):
+def _candidates(scripts_accuracy, selected_folds, scripts_folds):
     return [
-        {"learning_rate": 0.001, "l2_clip": 1.4, "mean_test_accuracy": 0.7740, "rank": 1},
-        {"learning_rate": 0.01, "l2_clip": 1.0, "mean_test_accuracy": scripts_accuracy, "rank": 2},
+        {
+            "learning_rate": 0.001,
+            "l2_clip": 1.4,
+            "mean_test_accuracy": float(np.mean(selected_folds)),
+            "fold_test_accuracy": selected_folds,
+            "rank": 1,
+        },
+        {
+            "learning_rate": 0.01,
+            "l2_clip": 1.0,
+            "mean_test_accuracy": scripts_accuracy,
+            "fold_test_accuracy": scripts_folds,
+            "rank": 2,
+        },
     ]
 
 
@@ -70,25 +82,25 @@ def _records(scripts_accuracy=FIXED_MEAN):
         "searched": ["l2_clip", "learning_rate"],
         "n_candidates": 8,
         "seconds": 1800.0,
-        "candidates": _candidates(scripts_accuracy),
+        "candidates": _candidates(scripts_accuracy, SEARCHED_FOLDS, FOLDS_FIXED),
     }
+    # At noise 1.2 the winner is better on average but worse on fold 0: a selection bias.
+    flat = [0.74] * 5
+    winner = [0.72, 0.76, 0.75, 0.745, 0.745]
     fixed_params = {"learning_rate": 0.01, "l2_clip": 1.0}
     return {
         (FIXED_PROFILE, "f04"): {
             "params": fixed_params,
             "target": {"fold_test_accuracy": FOLDS_FIXED},
         },
-        (FIXED_PROFILE, "f12"): {
-            "params": fixed_params,
-            "target": {"fold_test_accuracy": [0.74] * 5},
-        },
+        (FIXED_PROFILE, "f12"): {"params": fixed_params, "target": {"fold_test_accuracy": flat}},
         (SEARCH_PROFILE, "s04"): {
             "target": {"fold_test_accuracy": SEARCHED_FOLDS, "selection": selection}
         },
         (SEARCH_PROFILE, "s12"): {
             "target": {
-                "fold_test_accuracy": [0.74] * 5,
-                "selection": {**selection, "candidates": _candidates(0.74)},
+                "fold_test_accuracy": winner,
+                "selection": {**selection, "candidates": _candidates(0.74, winner, flat)},
             }
         },
     }
@@ -104,9 +116,15 @@ def test_each_searched_point_is_set_beside_its_fixed_twin_paired_over_the_folds(
     assert first["difference se"] == pytest.approx(np.std(GAINS, ddof=1) / math.sqrt(5))
     assert (first["selected learning rate"], first["selected clip"]) == (0.001, 1.4)
     assert first["search minutes"] == 30.0
-    assert frame.iloc[1]["difference"] == 0.0
+    second = frame.iloc[1]
+    assert second["difference"] == pytest.approx(0.004)
+    assert first["selection bias"] == 0.0  # the winner is best on every fold
+    assert second["selection bias"] == pytest.approx(0.02 / 5)  # fold 0: 0.74 - 0.72
     text = " ".join(search_cost_markdown(frame).split())  # table cells are padded
-    assert "| 0.4 (62.0) | 0.01 / 0.001 | 1 / 1.4 | 0.7540 / 0.7680 | +0.0140 ± 0.0051 |" in text
+    assert (
+        "| 0.4 (62.0) | 0.01 / 0.001 | 1 / 1.4 | 0.7540 / 0.7680 | 0.0000 | +0.0140 ± 0.0051 |"
+        in text
+    )
     assert "scores exactly the fixed run's accuracy" in text
 
 
@@ -122,6 +140,6 @@ def test_a_searched_point_without_a_fixed_twin_keeps_its_own_numbers():
     frame = search_cost_frame(FIXED.iloc[[1]], SEARCHED, lambda p, r: records[(p, r)])
     assert frame["fixed target accuracy"].isna().all()
     text = " ".join(search_cost_markdown(frame).split())
-    assert "| 0.4 (62.0) | - / 0.001 | - / 1.4 | - / 0.7680 | - |" in text
+    assert "| 0.4 (62.0) | - / 0.001 | - / 1.4 | - / 0.7680 | 0.0000 | - |" in text
     assert "scores exactly" not in text
     assert search_cost_markdown(frame.iloc[0:0]) == "No complete run of the searched points yet.\n"
