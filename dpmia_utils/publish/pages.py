@@ -69,8 +69,9 @@ def write_epsilon_page(path: Path) -> None:
 TABLE1_PROFILES = ("table1", "table1-ablation", "table1-described")
 
 
-def _table1_store(profile: str) -> ProfileStore | None:
-    """Where a Table 1 profile's results are: published with the repository, else local."""
+def published_or_local_store(profile: str) -> ProfileStore | None:
+    """Where a profile's results are for a page that shows another profile than the book's:
+    published with the repository, else local; None if neither."""
     for store in (
         ProfileStore.for_published(profile),
         ProfileStore.for_profile(profile, paths.results_dir()),
@@ -238,7 +239,7 @@ def write_table1_page(path: Path) -> None:
         "evaluation labels. The paper's numbers are its Table 1, for the as-coded data.\n",
     ]
     for profile_name in TABLE1_PROFILES:
-        store = _table1_store(profile_name)
+        store = published_or_local_store(profile_name)
         profile = load_profile(paths.parameters_dir() / f"{profile_name}.yml")
         label = reproduction_label(profile.blocks["data"])
         parts.append(f"## {label}: profile `{profile_name}`\n")

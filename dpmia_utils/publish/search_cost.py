@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paths
-from ..pipeline.store import ProfileStore
 from ..pipeline.summary import read_summary
+from .pages import published_or_local_store
 from .selection_bias import fold_scores, tibshirani_bias
 
 SEARCH_PROFILE = "paper-cnn-search"
@@ -187,21 +186,11 @@ def search_cost_markdown(frame: pd.DataFrame) -> str:
     return table
 
 
-def _store(profile: str) -> ProfileStore | None:
-    """Where a profile's results are: published with the repository, else local."""
-    for store in (
-        ProfileStore.for_published(profile),
-        ProfileStore.for_profile(profile, paths.results_dir()),
-    ):
-        if store.summary_path.exists():
-            return store
-    return None
-
-
 def write_search_cost_page(path: Path) -> None:
     """The `paper-cnn-search` section the DP methods page includes: the table, or how to make
     it when the profile has not been computed."""
-    searched_store, fixed_store = _store(SEARCH_PROFILE), _store(FIXED_PROFILE)
+    searched_store = published_or_local_store(SEARCH_PROFILE)
+    fixed_store = published_or_local_store(FIXED_PROFILE)
     if searched_store is None or fixed_store is None:
         missing = SEARCH_PROFILE if searched_store is None else FIXED_PROFILE
         path.write_text(
