@@ -107,14 +107,48 @@ def _standard_error(std: float, n: int) -> float:
     return std / math.sqrt(n) if n > 0 and not math.isnan(std) else math.nan
 
 
-def dp_above_baseline_check(complete: pd.DataFrame, folds: int) -> tuple[str, str]:
-    """DP points whose target accuracy exceeds the same model's without DP."""
+def stability_limit(batch_size: int, n_features: int) -> float:
+    """The largest stable SGD learning rate of a linear model on ±1 features, about
+    8 x batch / features: a batch's mean logistic loss has curvature up to a quarter of
+    |x|^2 / batch = features / batch for near-orthogonal examples, and SGD diverges past
+    2 / curvature. Above it a baseline trains badly, and DP's clipping looks like a gain."""
+    return 8.0 * batch_size / n_features
+
+
+def _baseline_steps(base: pd.Series, n_features: int | None) -> tuple[str, bool]:
+    """A Lasso baseline's learning rate against the stability limit: (text, above it)."""
+    if n_features is None or base["model"] != "lasso" or "learning_rate" not in base:
+        return "", False
+    limit = stability_limit(int(base["batch_size"]), n_features)
+    rate = float(base["learning_rate"])
+    side = "above" if rate > limit else "within"
+    return (
+        f"lasso λ={base['l1']:g} baseline: learning rate {rate:g} at batch "
+        f"{int(base['batch_size'])}, {side} the stability limit 8 x {int(base['batch_size'])} / "
+        f"{n_features:,} = {limit:.4f}",
+        rate > limit,
+    )
+
+
+def dp_above_baseline_check(
+    complete: pd.DataFrame, folds: int, n_features: int | None = None
+) -> tuple[str, str]:
+    """DP points whose target accuracy exceeds the same model's without DP; with the number
+    of features, each such Lasso baseline's learning rate against the stability limit."""
     above, beyond, compared, largest = 0, 0, 0, -math.inf
+    steps, unstable = [], False
     for (_, _), rows in complete.groupby(["model", "l1"]):
         baseline = rows[~rows["dp"]]
         if baseline.empty:
             continue
         base = baseline.iloc[0]
+        excesses = (
+            rows.loc[rows["dp"], "target_test_accuracy_mean"] - base["target_test_accuracy_mean"]
+        )
+        if (excesses > 0).any():
+            text, too_fast = _baseline_steps(base, n_features)
+            steps += [text] if text else []
+            unstable |= too_fast
         for _, point in rows[rows["dp"]].iterrows():
             compared += 1
             excess = point["target_test_accuracy_mean"] - base["target_test_accuracy_mean"]
@@ -135,8 +169,12 @@ def dp_above_baseline_check(complete: pd.DataFrame, folds: int) -> tuple[str, st
             f" (by at most {largest:.4f}); {beyond} of them by more than 2 standard errors of "
             "the difference"
         )
+    if steps:
+        found += "; " + "; ".join(steps)
     verdict = "fine" if not above else "explained: clipping regularises (Results, clip ablation)"
-    if beyond:
+    if unstable:
+        verdict = "look: a baseline steps past the stability limit and may be trained badly"
+    elif beyond:
         verdict = "look: " + verdict
     return found, verdict
 
@@ -181,11 +219,24 @@ def sparsity_check(complete: pd.DataFrame) -> tuple[str, str]:
     return found, verdict
 
 
+def _n_features(store: ProfileStore, run_ids: list[str]) -> int | None:
+    """The variants the profile's models read, from the first record that says (else None)."""
+    for rid in run_ids:
+        try:
+            n = store.read_record(rid)["target"].get("n_variants")
+        except (RecordError, KeyError, TypeError):
+            continue  # the attack check reports unreadable records
+        if n:
+            return int(n)
+    return None
+
+
 def sceptic_checks(store: ProfileStore, summary: pd.DataFrame, folds: int) -> pd.DataFrame:
     """One row per check: the check, the bug it would reveal, what the profile shows, verdict.
 
     ``summary`` as `pipeline.summary.read_summary` types it (a bool ``dp`` column)."""
     complete = summary[summary["status"] == "complete"]
+    n_features = _n_features(store, complete["run_id"].astype(str).tolist())
     rows = [
         (
             "an attack at exactly 0.5",
@@ -195,7 +246,7 @@ def sceptic_checks(store: ProfileStore, summary: pd.DataFrame, folds: int) -> pd
         (
             "a DP model above the same model without DP",
             "noise or clipping not applied, or a baseline trained badly",
-            *dp_above_baseline_check(complete, folds),
+            *dp_above_baseline_check(complete, folds, n_features),
         ),
         (
             "a DP model at the majority-class rate",

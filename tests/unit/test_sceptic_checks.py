@@ -115,6 +115,29 @@ def test_a_dp_model_above_its_baseline_by_more_than_noise_is_flagged():
     assert checks.dp_above_baseline_check(orphan, folds=5)[1] == "not checked"
 
 
+def test_a_lasso_baseline_stepping_past_the_stability_limit_is_flagged():
+    """8 x batch / features: 8 x 16 / 28,220 = 0.0045. A baseline at learning rate 0.01
+    steps past it (it may be trained badly, and DP's clipping then looks like a gain); one at
+    0.001 does not. Only baselines with a DP point above them are looked at."""
+    assert checks.stability_limit(16, 28_220) == pytest.approx(0.004536, abs=1e-6)
+
+    def frame(rate, dp_accuracy=0.755):
+        base = {**_row("lasso", 0, False, 0.75), "learning_rate": rate, "batch_size": 16}
+        return pd.DataFrame([base, _row("lasso", 0, True, dp_accuracy)])
+
+    found, verdict = checks.dp_above_baseline_check(frame(0.01), folds=5, n_features=28_220)
+    assert "learning rate 0.01 at batch 16, above the stability limit 8 x 16 / 28,220" in found
+    assert verdict == "look: a baseline steps past the stability limit and may be trained badly"
+    found, verdict = checks.dp_above_baseline_check(frame(0.001), folds=5, n_features=28_220)
+    assert "learning rate 0.001 at batch 16, within the stability limit" in found
+    assert verdict.startswith("explained")
+    # No DP point above the baseline: its steps are not the question.
+    found, verdict = checks.dp_above_baseline_check(frame(0.01, 0.70), 5, n_features=28_220)
+    assert "stability" not in found and verdict == "fine"
+    # Without the number of features (no readable record), nothing is said about it.
+    assert "stability" not in checks.dp_above_baseline_check(frame(0.01), folds=5)[0]
+
+
 def test_a_dp_model_at_the_majority_class_rate_is_flagged():
     # 0.51 +- 0.02 over 5 folds: 0.01 above 0.5, within 2 standard errors (0.018).
     stuck = pd.DataFrame([_row("cnn", 0, True, 0.51, std=0.02), _row("cnn", 0, True, 0.70)])
