@@ -1,7 +1,8 @@
 # dpmia: two commands do everything.
 #   make book   sets up .venv, runs the quick grid on the real yeast data, builds the Jupyter Book
-#               (a profile published with the repository, e.g. PROFILE=table1, is built from its
-#               published records without training, then one run is recomputed as a spot check)
+#               and checks it in headless Chromium (a profile published with the repository,
+#               e.g. PROFILE=table1, is built from its published records without training,
+#               then one run is recomputed as a spot check)
 #   make test   sets up .venv, checks style, runs the fast test suite (well under 30 min on 2 cores)
 # Re-running is a no-op for the parts that have not changed.
 
@@ -14,7 +15,7 @@ PROFILE ?= quick
 WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: setup book results test test-slow lint format clean-book browser-deps
+.PHONY: setup book results test test-slow lint format clean-book browser-deps check-book
 
 setup: $(STAMP)
 
@@ -38,12 +39,23 @@ results: setup
 	@if [ -f published/$(PROFILE)/summary.csv ]; then \
 	  $(BIN)/python -m dpmia_utils compare parameters/$(PROFILE).yml; fi
 
+# The built book is then checked as a reader sees it (headless Chromium, offline: console
+# errors, broken images and internal links), where Chromium is installed or installable.
+CHECK_BOOK = @if $(BIN)/python -c 'from dpmia_utils.publish.browser_check import find_chromium as f; raise SystemExit(f() is None)'; then \
+	  $(BIN)/python -m dpmia_utils.publish.browser_check _build/html; \
+	else echo "chromium not found: the browser check of the book is skipped (make browser-deps as root installs it)"; fi
+
+check-book: setup
+	$(CHECK_BOOK)
+
 ifeq ($(PUBLISHED),)
-book: results
+book: results browser-deps
 	$(BIN)/python -m dpmia_utils book --profile $(PROFILE)
+	$(CHECK_BOOK)
 else
-book: setup
+book: setup browser-deps
 	$(BIN)/python -m dpmia_utils book --profile $(PROFILE) --published --allow-partial
+	$(CHECK_BOOK)
 	$(BIN)/python -m dpmia_utils spotcheck parameters/$(PROFILE).yml
 endif
 
