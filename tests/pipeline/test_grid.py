@@ -159,7 +159,8 @@ def test_where_picks_a_fixed_part_of_a_grid(tmp_path):
     # A quarter of the 80 DP points (l1 = 0, batch 16: both models, both epochs, all noises)
     # and the two baselines at l1 = 0 (their batch size is searched; the default is 16).
     assert len(asked) == 22 and len(report.planned) == 84
-    assert "22 to execute" in lines[0] and "22 runs to execute" in lines[-1]
+    estimate = next(line for line in lines if line.startswith("estimated time"))
+    assert "22 to execute" in lines[0] and "22 runs to execute" in estimate
     with pytest.raises(GridError, match="no run parameter"):
         run_grid(
             parameters_dir() / "paper.yml",
