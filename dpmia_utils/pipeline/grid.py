@@ -30,7 +30,7 @@ from .estimate import (
     wall_seconds,
 )
 from .execute import STDERR_LOG, RunTask, run_profile_stage
-from .plan import DONE_STATUSES, PlannedRun, check_profile_data, plan_runs
+from .plan import DONE_STATUSES, PlannedRun, check_profile_data, is_published, plan_runs
 from .profiles import Profile, load_profile
 from .store import ProfileStore
 from .summary import write_summary
@@ -102,7 +102,7 @@ def run_grid(
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         if not skip_published:
-            _print_published(profile, store, checksum, version, out)
+            _print_published(profile, planned, out)
         return report
 
     todo = _runner_order(todo, profile, costs)
@@ -256,16 +256,18 @@ def _print_plan(
 
 
 def _print_published(
-    profile: Profile, store: ProfileStore, checksum: str, version: str, out: Callable[[str], None]
+    profile: Profile,
+    planned: list[PlannedRun],
+    out: Callable[[str], None],
 ) -> None:
     """`run --dry-run` without --skip-published: what the repository's publication already
     holds at this code version, so a fresh clone is told the grid is done, not 84 runs to go."""
     published = ProfileStore.for_published(profile.name)
     if not published.summary_path.exists():
         return
-    planned = plan_runs(profile, store, checksum, version, published=published)
-    n_published = sum(p.status == "published" for p in planned)
-    left = sum(p.status not in DONE_STATUSES for p in planned)
+    undone = [p for p in planned if p.status not in DONE_STATUSES]
+    n_published = sum(is_published(published, p.run_id, p.spec.params) for p in undone)
+    left = len(undone) - n_published
     if not n_published:
         return
     if not left:

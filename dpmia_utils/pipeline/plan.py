@@ -91,7 +91,7 @@ def plan_runs(
                 status, reason = "invalid", str(exc)
         elif store.failure_path(rid).exists():
             status, reason = "failed", "failed before; retried"
-        if status != "complete" and not force and _is_published(published, rid, spec.params):
+        if status != "complete" and not force and is_published(published, rid, spec.params):
             status, reason = "published", ""
         if force and status == "complete":
             status = "pending"
@@ -116,7 +116,7 @@ def load_complete_record(
     return record
 
 
-def _is_published(published: ProfileStore | None, rid: str, params: dict[str, Any]) -> bool:
+def is_published(published: ProfileStore | None, rid: str, params: dict[str, Any]) -> bool:
     """Whether `published` holds the run complete (by the same rules as a results store)."""
     if published is None or not published.run_dir(rid).exists():
         return False

@@ -26,6 +26,7 @@ from .. import paths
 from ..pipeline.codeversion import PROFILE_STAGES, RUN_STAGES
 from ..pipeline.plan import load_complete_record
 from ..pipeline.store import ProfileStore, RecordError
+from ..pipeline.summary import read_summary
 from . import chapters
 from .pages import (
     cost_page_markdown,
@@ -167,7 +168,7 @@ def checked_summary(store: ProfileStore) -> pd.DataFrame:
     """
     if not store.summary_path.exists():
         raise BookError(f"{store.summary_path} does not exist: the grid has not been summarised")
-    summary = pd.read_csv(store.summary_path)
+    summary = read_summary(store)  # typed once here: a bool dp column for every page
     complete = summary["status"] == "complete"
     for index in summary.index[complete]:
         try:

@@ -49,7 +49,8 @@ def cross_validated_selection(scores: np.ndarray) -> float:
 
 def selection_bias_frame(store: ProfileStore, summary: pd.DataFrame) -> pd.DataFrame:
     """One row per complete run whose record keeps a selection: its CV accuracy and both
-    estimates. A record that cannot be read raises RecordError (the build stops)."""
+    estimates. ``summary`` as `pipeline.summary.read_summary` types it (a bool ``dp`` column).
+    A record that cannot be read raises RecordError (the build stops)."""
     rows = []
     for _, row in summary[summary["status"] == "complete"].iterrows():
         selection = store.read_record(str(row["run_id"]))["target"].get("selection")
@@ -63,7 +64,7 @@ def selection_bias_frame(store: ProfileStore, summary: pd.DataFrame) -> pd.DataF
                 "label": row["label"],
                 "model": row["model"],
                 "l1": float(row["l1"]),
-                "dp": str(row["dp"]).lower() in ("true", "1"),  # bool, or as read from csv
+                "dp": bool(row["dp"]),
                 "loss": row.get("loss", "logits"),
                 "candidates": scores.shape[1],
                 "cv accuracy": cv,
