@@ -191,12 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="redo complete runs too")
     run.add_argument("--dry-run", action="store_true", help="list runs and estimated time only")
-    run.add_argument(
-        "--skip-published",
-        action="store_true",
-        help="do not redo runs published with the repository under the same ID (to go on "
-        "with a long grid published as it goes; by default they are recomputed)",
+    published = run.add_mutually_exclusive_group()
+    published.add_argument(
+        "--recompute-published",
+        dest="skip_published",
+        action="store_false",
+        help="recompute the runs published with the repository too (`compare` then checks "
+        "them against the publication; `make results` does this); by default a run published "
+        "under the same ID (same parameters, code and data) is left out",
     )
+    # The default since the paper grid was published; kept so that older commands still work.
+    published.add_argument("--skip-published", action="store_true", help=argparse.SUPPRESS)
+    run.set_defaults(skip_published=True)
     run.add_argument("--scheduler", help="an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument(
         "--workers",

@@ -66,7 +66,7 @@ def run_grid(
     summarize: bool = True,
     groups: Sequence[str] = (),
     where: dict[str, Any] | None = None,
-    skip_published: bool = False,
+    skip_published: bool = True,
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves.
@@ -74,8 +74,9 @@ def run_grid(
     ``groups`` (names from the profile) limits execution to those groups' runs, and ``where``
     (run parameter -> value) to the runs with those values (e.g. a fixed quarter of a grid);
     the summary still lists every run, so the others show as missing until they are computed.
-    ``skip_published`` leaves out the runs published with the repository under the same ID
-    (a long grid computed across sessions, each publishing what it finished); by default
+    ``skip_published`` (the default) leaves out the runs published with the repository under
+    the same ID (a long grid computed across sessions, each publishing what it finished; a
+    fresh clone of the paper grid has nothing left to run); with ``skip_published=False``
     they are recomputed, and ``compare`` says whether the recomputation differs.
 
     A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
@@ -248,6 +249,18 @@ def _print_plan(
     wall = wall_seconds(
         [(charged[p.run_id], run_threads(p.spec.params, cores)) for p in queued], n_workers, cores
     )
+    if not todo:
+        out(
+            "nothing is left to run"
+            + (
+                f": the {published} runs not complete in this store are published with the "
+                "repository at this code version (`make book` builds from them; "
+                "--recompute-published recomputes them for `compare`)"
+                if published
+                else ""
+            )
+        )
+        return
     out(
         f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h of runs, "
         f"{wall / 3600:.2f} h of wall time with {n_workers} worker(s) on {cores} cores "
@@ -260,8 +273,8 @@ def _print_published(
     planned: list[PlannedRun],
     out: Callable[[str], None],
 ) -> None:
-    """`run --dry-run` without --skip-published: what the repository's publication already
-    holds at this code version, so a fresh clone is told the grid is done, not 84 runs to go."""
+    """`run --dry-run --recompute-published`: what the repository's publication already holds
+    at this code version, so the 84 runs to go are known to be a recomputation."""
     published = ProfileStore.for_published(profile.name)
     if not published.summary_path.exists():
         return
@@ -272,13 +285,12 @@ def _print_published(
         return
     if not left:
         out(
-            f"nothing is left to run with --skip-published: the {n_published} runs not in this "
-            "store are published with the repository at this code version (`make book` builds "
-            "from them; without --skip-published, `run` recomputes them and `compare` checks "
-            "them against the publication)"
+            f"all {n_published} runs to execute are published with the repository at this code "
+            "version: this recomputes them, and `compare` then checks them against the "
+            "publication (without --recompute-published nothing is left to run)"
         )
     else:
         out(
             f"{n_published} of the {len(planned)} runs are published with the repository at "
-            f"this code version; {left} left to run with --skip-published"
+            f"this code version (without --recompute-published, {left} to execute)"
         )

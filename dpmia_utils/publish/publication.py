@@ -3,7 +3,7 @@
 Every complete run's record and parameters, the summary, and the executed notebooks of the
 profile stages and of the runs the book shows; no weights. Publishing again keeps the runs
 published before that the results store has not recomputed (a long grid is published as it
-goes, session by session, and `run --skip-published` does not redo them). A book is then
+goes, session by session, and `run` does not redo them unless --recompute-published). A book is then
 built from them without training (``book.build_book(..., published=True)``), and
 ``spotcheck`` recomputes one.
 """

@@ -1,5 +1,5 @@
 """A long grid published as it goes: each publication keeps what was published before and not
-recomputed since, and `run --skip-published` does not redo published runs. A session's results
+recomputed since, and `run` does not redo published runs unless asked to. A session's results
 store is lost when it ends; what it published is not."""
 
 from __future__ import annotations
@@ -85,32 +85,40 @@ def test_a_session_that_lost_its_results_publishes_without_losing_the_earlier_ru
     assert not [p for p in published_root.iterdir() if p.name.startswith(".")]  # no leftovers
 
 
-def test_skip_published_leaves_out_the_published_runs_and_by_default_they_are_redone(
+def test_run_leaves_out_the_published_runs_and_recomputes_them_when_asked(
     smoke_grid, published_root, tmp_path, capsys
 ):
     _, results = smoke_grid
     publish_profile("smoke", results.parent)
     n = len(pd.read_csv(results / "summary.csv"))
     fresh = ["run", str(SMOKE), "--results", str(tmp_path / "fresh"), "--dry-run"]
-    assert main([*fresh, "--skip-published"]) == 0
-    out = capsys.readouterr().out
-    assert f"{n} runs, 0 to execute ({n} published with the repository, not redone)" in out
-    assert out.count(" published ") == n + 1  # every run's line, and the header
+    # A fresh clone of a published grid: nothing is left to run (the default).
     assert main(fresh) == 0
     out = capsys.readouterr().out
-    assert f"{n} runs, {n} to execute" in out
-    # ...and says that the publication holds them all (a fresh clone's `run --dry-run`).
-    assert f"nothing is left to run with --skip-published: the {n} runs not in this store" in out
+    assert f"{n} runs, 0 to execute ({n} published with the repository, not redone)" in out
+    assert out.count("  published ~") == n  # every run's line
+    assert f"nothing is left to run: the {n} runs not complete in this store are published" in out
+    assert "estimated time" not in out
+    assert main([*fresh, "--skip-published"]) == 0  # the old spelling of the default
+    assert capsys.readouterr().out == out
+    # --recompute-published plans them all, and says that the publication holds them.
+    assert main([*fresh, "--recompute-published"]) == 0
+    out = capsys.readouterr().out
+    assert f"{n} runs, {n} to execute" in out and "estimated time" in out
+    assert f"all {n} runs to execute are published with the repository" in out
+    with pytest.raises(SystemExit):  # the two say opposite things
+        main([*fresh, "--skip-published", "--recompute-published"])
+    capsys.readouterr()
     # A published record that is no longer valid does not count.
     store = ProfileStore.for_published("smoke")
     broken = next(store.complete_run_ids())
     (store.run_dir(broken) / "record.json").write_text("{")
-    assert main([*fresh, "--skip-published"]) == 0
-    assert f"{n} runs, 1 to execute ({n - 1} published" in capsys.readouterr().out
     assert main(fresh) == 0
+    assert f"{n} runs, 1 to execute ({n - 1} published" in capsys.readouterr().out
+    assert main([*fresh, "--recompute-published"]) == 0
     assert (
-        f"{n - 1} of the {n} runs are published with the repository at this code version; 1 left"
-        in (capsys.readouterr().out)
+        f"{n - 1} of the {n} runs are published with the repository at this code version "
+        "(without --recompute-published, 1 to execute)" in (capsys.readouterr().out)
     )
 
 
