@@ -66,7 +66,7 @@ def run_grid(
     summarize: bool = True,
     groups: Sequence[str] = (),
     where: dict[str, Any] | None = None,
-    skip_published: bool = True,
+    skip_published: bool = False,
     out: Callable[[str], None] = print,
 ) -> GridReport:
     """Execute every incomplete run of a profile, then summarise and fit curves.
@@ -74,10 +74,10 @@ def run_grid(
     ``groups`` (names from the profile) limits execution to those groups' runs, and ``where``
     (run parameter -> value) to the runs with those values (e.g. a fixed quarter of a grid);
     the summary still lists every run, so the others show as missing until they are computed.
-    ``skip_published`` (the default) leaves out the runs published with the repository under
-    the same ID (a long grid computed across sessions, each publishing what it finished; a
-    fresh clone of the paper grid has nothing left to run); with ``skip_published=False``
-    they are recomputed, and ``compare`` says whether the recomputation differs.
+    ``skip_published`` (the command line's default) leaves out the runs published with the
+    repository under the same ID (a long grid computed across sessions, each publishing what
+    it finished; a fresh clone of the paper grid has nothing left to run); without it they
+    are recomputed, and ``compare`` says whether the recomputation differs.
 
     A malformed profile (GridError) or unreadable data (ProfileDataError, a GridError) is
     raised before anything in the results store is created or changed.
@@ -100,6 +100,9 @@ def run_grid(
     report.skipped = [p.run_id for p in planned if p.status in DONE_STATUSES]
 
     costs = cost_tables(store, version)
+    if not dry_run and not todo and not any(p.status == "complete" for p in planned):
+        out(_nothing_left(planned))  # no summary or curves of an empty store
+        return report
     if dry_run:
         _print_plan(profile, planned, {p.run_id for p in todo}, costs, n_workers, out)
         if not skip_published:
@@ -250,21 +253,24 @@ def _print_plan(
         [(charged[p.run_id], run_threads(p.spec.params, cores)) for p in queued], n_workers, cores
     )
     if not todo:
-        out(
-            "nothing is left to run"
-            + (
-                f": the {published} runs not complete in this store are published with the "
-                "repository at this code version (`make book` builds from them; "
-                "--recompute-published recomputes them for `compare`)"
-                if published
-                else ""
-            )
-        )
+        out(_nothing_left(planned))
         return
     out(
         f"estimated time for the {len(todo)} runs to execute: {total / 3600:.2f} h of runs, "
         f"{wall / 3600:.2f} h of wall time with {n_workers} worker(s) on {cores} cores "
         "(estimate from measured per-epoch costs; a CNN run takes every core, a Lasso run one)"
+    )
+
+
+def _nothing_left(planned: list[PlannedRun]) -> str:
+    """What `run` says when every run is complete or published."""
+    published = sum(p.status == "published" for p in planned)
+    if not published:
+        return "nothing is left to run"
+    return (
+        f"nothing is left to run: the {published} runs not complete in this store are "
+        "published with the repository at this code version (`make book` builds from them; "
+        "--recompute-published recomputes them for `compare`)"
     )
 
 

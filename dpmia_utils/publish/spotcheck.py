@@ -181,6 +181,7 @@ def spot_check(
             profile_path,
             results_root=Path(scratch),
             where=dict(published["params"]),
+            skip_published=False,  # the point: recompute the published run
             progress=False,
             out=lambda line: None,
         )

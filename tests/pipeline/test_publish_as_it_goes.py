@@ -101,6 +101,10 @@ def test_run_leaves_out_the_published_runs_and_recomputes_them_when_asked(
     assert "estimated time" not in out
     assert main([*fresh, "--skip-published"]) == 0  # the old spelling of the default
     assert capsys.readouterr().out == out
+    # Run for real, it does nothing, says so and succeeds (no empty summary, no curve fits).
+    assert main(fresh[:-1]) == 0
+    assert "nothing is left to run: the" in capsys.readouterr().out
+    assert not (tmp_path / "fresh" / "smoke" / "summary.csv").exists()
     # --recompute-published plans them all, and says that the publication holds them.
     assert main([*fresh, "--recompute-published"]) == 0
     out = capsys.readouterr().out
