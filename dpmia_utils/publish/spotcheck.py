@@ -182,6 +182,7 @@ def spot_check(
             results_root=Path(scratch),
             where=dict(published["params"]),
             skip_published=False,  # the point: recompute the published run
+            summarize=False,  # one run's record is compared; no summary or curve fits
             progress=False,
             out=lambda line: None,
         )
