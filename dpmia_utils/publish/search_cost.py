@@ -186,6 +186,19 @@ def search_cost_markdown(frame: pd.DataFrame) -> str:
     return table
 
 
+def pending_points_note(searched: pd.DataFrame) -> str:
+    """What the table leaves out: the searched points not computed yet (none: empty)."""
+    pending = searched[searched["status"] != "complete"]
+    if pending.empty:
+        return ""
+    noises = ", ".join(f"{n:g}" for n in sorted(pending["noise_multiplier"]))
+    return (
+        f"\n{len(searched) - len(pending)} of the {len(searched)} searched points are computed; "
+        f"not yet the one(s) at noise {noises} (`python -m dpmia_utils run "
+        f"parameters/{SEARCH_PROFILE}.yml` computes them).\n"
+    )
+
+
 def write_search_cost_page(path: Path) -> None:
     """The `paper-cnn-search` section the DP methods page includes: the table, or how to make
     it when the profile has not been computed."""
@@ -205,11 +218,12 @@ def write_search_cost_page(path: Path) -> None:
         return stores[profile].read_record(run_id)
 
     # An unreadable record raises RecordError: the build stops and says which.
-    frame = search_cost_frame(read_summary(fixed_store), read_summary(searched_store), record)
+    searched = read_summary(searched_store)
+    frame = search_cost_frame(read_summary(fixed_store), searched, record)
     path.write_text(
         f"Results from `{searched_store.root.name}` beside `{fixed_store.root.name}` "
         "(target accuracy: mean over the 5 CV folds; the selected value is the best of its "
         "candidates on those folds, so optimistic by the selection; the difference is paired "
-        "over the same folds):\n\n" + search_cost_markdown(frame),
+        "over the same folds):\n\n" + search_cost_markdown(frame) + pending_points_note(searched),
         encoding="utf-8",
     )

@@ -13,6 +13,7 @@ import pytest
 from dpmia_utils.publish.search_cost import (
     FIXED_PROFILE,
     SEARCH_PROFILE,
+    pending_points_note,
     search_cost_frame,
     search_cost_markdown,
 )
@@ -143,3 +144,11 @@ def test_a_searched_point_without_a_fixed_twin_keeps_its_own_numbers():
     assert "| 0.4 (62.0) | - / 0.001 | - / 1.4 | - / 0.7680 | 0.0000 | - |" in text
     assert "scores exactly" not in text
     assert search_cost_markdown(frame.iloc[0:0]) == "No complete run of the searched points yet.\n"
+
+
+def test_the_points_not_computed_yet_are_named():
+    assert pending_points_note(SEARCHED) == (
+        "\n2 of the 3 searched points are computed; not yet the one(s) at noise 0.8 "
+        "(`python -m dpmia_utils run parameters/paper-cnn-search.yml` computes them).\n"
+    )
+    assert pending_points_note(SEARCHED.iloc[:2]) == ""
