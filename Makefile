@@ -57,7 +57,7 @@ else
 book: setup browser-deps
 	$(BIN)/python -m dpmia_utils book --profile $(PROFILE) --published --allow-partial
 	$(CHECK_BOOK)
-	$(BIN)/python -m dpmia_utils spotcheck parameters/$(PROFILE).yml
+	$(BIN)/python -m dpmia_utils spotcheck parameters/$(PROFILE).yml --stamp results/.spotcheck-$(PROFILE).json
 endif
 
 test: setup browser-deps

@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_published_check_options(spot)
     spot.add_argument("--run", dest="run_id", metavar="ID", help="default: the cheapest DP run")
+    spot.add_argument(
+        "--stamp",
+        metavar="FILE",
+        type=Path,
+        help="record a pass here, and do not recompute while FILE records a pass of the same "
+        "run, record, code version and tolerance (make book keeps one under results/)",
+    )
     spot.set_defaults(func=_cmd_spotcheck)
 
     compare = sub.add_parser(

@@ -16,6 +16,7 @@ the whole profile (``make results``), without running anything itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tempfile
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonio import atomic_write_json
 from ..pipeline.codeversion import code_version
 from ..pipeline.estimate import estimate_run_seconds
 from ..pipeline.plan import load_complete_record
@@ -60,6 +62,8 @@ class SpotCheck:
     compared: int = 0
     # (field, published, recomputed, allowed difference)
     differences: list[tuple[str, float, float, float]] = field(default_factory=list)
+    # Not recomputed: the stamp of an earlier pass of the same check (its path and date).
+    passed_before: tuple[str, str] | None = None
 
     @property
     def failures(self) -> list[tuple[str, float, float, float]]:
@@ -73,6 +77,13 @@ class SpotCheck:
 
     def summary(self) -> str:
         """One paragraph for the terminal."""
+        if self.passed_before is not None:
+            stamp, when = self.passed_before
+            return (
+                f"spot check of run {self.run_id} ({self.label}): passed on {when} with this "
+                f"record and code version ({self.compared} numbers compared), not recomputed "
+                f"(delete {stamp} to redo)."
+            )
         largest = max((abs(a - b) for _, a, b, _ in self.differences), default=0.0)
         head = (
             f"spot check of run {self.run_id} ({self.label}), recomputed in "
@@ -145,17 +156,39 @@ def cheapest_dp_run(store: ProfileStore, profile: Profile) -> str:
     return str(best["run_id"])
 
 
+def _stamp_key(store: ProfileStore, rid: str, version: str, tolerance: float) -> dict[str, Any]:
+    """What a passed check depends on: the run's published record, the code and the tolerance."""
+    record = store.run_dir(rid) / "record.json"
+    digest = hashlib.sha256(record.read_bytes()).hexdigest()
+    return {"run_id": rid, "record_sha256": digest, "code_version": version, "tolerance": tolerance}
+
+
+def _passed_before(stamp: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The stamp's content when it records a pass of exactly this check, else None."""
+    if stamp is None or not stamp.exists():
+        return None
+    try:
+        passed = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable: check again
+    return passed if isinstance(passed, dict) and passed.get("key") == key else None
+
+
 def spot_check(
     profile_path: str | Path,
     *,
     run_id: str | None = None,
     published_root: Path | None = None,
     tolerance: float | None = None,
+    stamp: Path | None = None,
     out: Callable[[str], None] = print,
 ) -> SpotCheck:
     """Recompute one published run of the profile (default: the cheapest DP run) and compare.
 
-    ``tolerance`` (default :data:`DEFAULT_TOLERANCE`) bounds the metrics' differences.
+    ``tolerance`` (default :data:`DEFAULT_TOLERANCE`) bounds the metrics' differences. With
+    ``stamp``, a check that passes is recorded there (run, record digest, code version,
+    tolerance), and the same check is not recomputed while the stamp says it passed: a
+    second `make book` reruns nothing that has not changed.
     """
     from ..pipeline.grid import run_grid
 
@@ -174,6 +207,12 @@ def spot_check(
         )
     # GridError if the profile no longer has this run (its parameters changed since).
     label = profile.only_run(dict(published["params"])).label
+    key = _stamp_key(store, rid, version, tolerance)
+    before = _passed_before(stamp, key)
+    if before is not None:
+        check = SpotCheck(rid, label, 0.0, tolerance, compared=int(before["compared"]))
+        check.passed_before = (str(stamp), str(before["date"]))
+        return check
     out(f"spot check: recomputing run {rid} ({label}) from scratch")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dpmia-spotcheck-") as scratch:
@@ -191,6 +230,11 @@ def spot_check(
         recomputed = ProfileStore.for_profile(profile.name, Path(scratch)).load_record(rid)
     check = SpotCheck(rid, label, time.time() - started, tolerance)
     check.compared, check.differences = compare_records(published, recomputed, tolerance)
+    if stamp is not None and check.ok:
+        date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        passed = {"key": key, "compared": check.compared, "date": date, "label": label}
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stamp, passed)
     return check
 
 

@@ -38,13 +38,32 @@ def published(smoke_grid, tmp_path, monkeypatch):
     return root
 
 
-def test_the_cheapest_dp_run_recomputes_to_the_bit(published, capsys):
+def test_the_cheapest_dp_run_recomputes_to_the_bit(published, tmp_path, monkeypatch, capsys):
     store = ProfileStore.for_published("smoke", published)
     rid = cheapest_dp_run(store, load_profile(SMOKE))
     assert store.load_record(rid)["params"]["dp"]
-    assert main(["spotcheck", str(SMOKE), "--published", str(published)]) == 0
+    stamp = tmp_path / "stamps" / "spotcheck-smoke.json"
+    command = ["spotcheck", str(SMOKE), "--published", str(published), "--stamp", str(stamp)]
+    assert main(command) == 0
     out = capsys.readouterr().out
     assert f"spot check of run {rid}" in out and "all equal to the bit" in out
+    assert json.loads(stamp.read_text())["key"]["run_id"] == rid
+
+    # The same check again is not recomputed: the stamp records its pass.
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("recomputed a check that passed")
+
+    monkeypatch.setattr("dpmia_utils.pipeline.grid.run_grid", no_recompute)
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert f"spot check of run {rid} (" in out and f"not recomputed (delete {stamp} to redo)" in out
+    # Another record (or code version, or tolerance) is checked again.
+    record = store.run_dir(rid) / "record.json"
+    record.write_text(record.read_text() + "\n")
+    with pytest.raises(AssertionError, match="recomputed a check that passed"):
+        main(command)
+    with pytest.raises(AssertionError, match="recomputed a check that passed"):
+        main([*command, "--tolerance", "0.01"])
 
 
 def test_published_records_load_without_their_notebooks(published):
