@@ -174,6 +174,7 @@ def test_book_builds_strictly_from_smoke_results(smoke_book):
 
 
 @pytest.mark.browser
+@pytest.mark.xdist_group("smoke_grid")  # its books come by name, from the smoke grid
 @pytest.mark.parametrize("book", ["smoke_book", "published_book"])
 def test_rendered_book_passes_the_browser_check(book, isolated_store, request):
     from dpmia_utils.publish.browser_check import check_site, find_chromium

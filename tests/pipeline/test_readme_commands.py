@@ -415,7 +415,27 @@ def short(command: str) -> str:
     return " ".join(t for t in tokens if not t.startswith("{"))
 
 
-@pytest.mark.parametrize("command", readme_commands(), ids=short)
+#: The checks that use the session's smoke grid (by name, so pytest cannot see it): under
+#: `make test`'s parallel workers they run on the worker that built it (tests/conftest.py).
+ON_THE_SMOKE_GRID = (
+    check_resume,
+    check_group,
+    check_scheduler,
+    check_book,
+    check_publish,
+    check_cost,
+)
+
+
+def readme_params() -> list:
+    smoke = pytest.mark.xdist_group("smoke_grid")
+    return [
+        pytest.param(c, marks=smoke) if COMMANDS.get(c) in ON_THE_SMOKE_GRID else c
+        for c in readme_commands()
+    ]
+
+
+@pytest.mark.parametrize("command", readme_params(), ids=short)
 def test_readme_command_works_as_written(command, request, tmp_path):
     if command in NOT_EXECUTED:
         check_help_only(Context(request, tmp_path), command)
